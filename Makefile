@@ -1,0 +1,45 @@
+# Two commands do all the set-up: `make lab` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8888
+
+.PHONY: lab test test-fast test-notebooks test-browser lint format figures benchmarks clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	cd notebooks && ../$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT)
+
+test: $(STAMP) lint test-fast test-notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not browser" --ignore=notebooks
+
+test-notebooks: $(STAMP)
+	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+test-browser: $(STAMP)
+	$(BIN)/pytest -q -m browser tests/browser
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+figures: $(STAMP)
+	$(BIN)/python -m lossviz.figures figures
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/cross_entropy.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,212 @@
+"""From sequence lengths (or token sequences) to a padded or packed batch and its loss mask.
+
+Two levels: ``mask_from_lengths`` / ``pack_lengths`` build only the mask ``m: [B, T]`` (what the
+reductions need), ``pad`` / ``pack`` build real ``input_ids``/``labels`` for a model. In a packed row
+the first label of every piece is ``ignore_index``, so after the causal shift the last token of one
+sequence never predicts the first token of the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .cross_entropy import shift_labels
+
+__all__ = ["mask_from_lengths", "pack_lengths", "pad", "pack", "Batch"]
+
+PADDINGS = ("right", "left")
+
+
+def _check_lengths(lengths: Sequence[int], allow_zero: bool = True) -> list[int]:
+    if isinstance(lengths, torch.Tensor):
+        lengths = lengths.tolist()
+    if isinstance(lengths, (int, str)) or not isinstance(lengths, Sequence):
+        raise TypeError(f"lengths must be a list of integers such as [3, 7, 20], got {lengths!r}")
+    out = []
+    for i, n in enumerate(lengths):
+        if isinstance(n, bool) or not isinstance(n, int) or n < (0 if allow_zero else 1):
+            low = "non-negative" if allow_zero else "positive"
+            raise ValueError(f"lengths[{i}] = {n!r}: every length must be a {low} integer")
+        out.append(n)
+    if not out:
+        raise ValueError("lengths is empty: a batch needs at least one sample")
+    if max(out) == 0:
+        raise ValueError("every length is 0: a batch needs at least one token")
+    return out
+
+
+def _round_up(n: int, multiple: int | None) -> int:
+    if multiple is None:
+        return n
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise ValueError(f"pad_to_multiple_of must be a positive integer or None, got {multiple!r}")
+    return -(-n // multiple) * multiple
+
+
+def _check_padding(padding: str) -> None:
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r} (use pack() to pack)")
+
+
+def mask_from_lengths(
+    lengths: Sequence[int],
+    padding: str = "right",
+    pad_to_multiple_of: int | None = None,
+) -> torch.Tensor:
+    """Mask ``m: [B, T]`` with ``lengths[b]`` trained tokens (1.0) per row, the rest padding (0.0).
+
+    ``T = max(lengths)`` rounded up to ``pad_to_multiple_of``; ``padding`` puts the pad on the right
+    (``[1, 1, 0]``) or left (``[0, 1, 1]``). ``mask_from_lengths([3, 7, 20])`` -> ``[3, 20]``.
+    """
+    lengths = _check_lengths(lengths)
+    _check_padding(padding)
+    width = _round_up(max(lengths), pad_to_multiple_of)
+    pos = torch.arange(width).unsqueeze(0)
+    n = torch.tensor(lengths).unsqueeze(1)
+    keep = pos < n if padding == "right" else pos >= width - n
+    return keep.to(torch.get_default_dtype())
+
+
+def _first_fit_rows(sizes: list[int], row_length: int) -> list[list[int]]:
+    """Place pieces in order; a piece opens a new row when it does not fit in the current one."""
+    rows: list[list[int]] = [[]]
+    used = 0
+    for i, size in enumerate(sizes):
+        if size > row_length:
+            raise ValueError(
+                f"sample {i} needs {size} positions but row_length is {row_length}; "
+                f"raise row_length to at least {size} or truncate the sample"
+            )
+        if used + size > row_length:
+            rows.append([])
+            used = 0
+        rows[-1].append(i)
+        used += size
+    return rows
+
+
+def pack_lengths(lengths: Sequence[int], row_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pack samples into rows of ``row_length``: returns ``(mask [R, L], sample_ids [R, L])``.
+
+    Sample b has ``lengths[b]`` trained tokens and occupies ``lengths[b] + 1`` positions: the token
+    that starts its piece has no label (it is ignored, so nothing predicts across the boundary).
+    ``sample_ids`` holds b on the piece's positions and -1 on padding; pass it to
+    ``lv.weights(..., sample_ids=...)`` so that per-sample reductions see samples, not rows.
+    """
+    lengths = _check_lengths(lengths)
+    if isinstance(row_length, bool) or not isinstance(row_length, int) or row_length < 2:
+        raise ValueError(f"row_length must be an integer >= 2, got {row_length!r}")
+    rows = _first_fit_rows([n + 1 for n in lengths], row_length)
+    mask = torch.zeros(len(rows), row_length)
+    ids = torch.full((len(rows), row_length), -1, dtype=torch.long)
+    for r, members in enumerate(rows):
+        start = 0
+        for b in members:
+            ids[r, start : start + lengths[b] + 1] = b
+            mask[r, start + 1 : start + lengths[b] + 1] = 1.0
+            start += lengths[b] + 1
+    return mask, ids
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A model-ready batch. All tensors ``[B, T]``; ``sample_ids`` is -1 on padding."""
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    sample_ids: torch.Tensor
+    ignore_index: int = -100
+
+    def loss_mask(self, shift: bool = True) -> torch.Tensor:
+        """``m: [B, T]``: 1.0 where a loss is computed (after the causal shift when ``shift``)."""
+        labels = shift_labels(self.labels, self.ignore_index) if shift else self.labels
+        return (labels != self.ignore_index).to(torch.get_default_dtype())
+
+    def loss_sample_ids(self, shift: bool = True) -> torch.Tensor:
+        """Owner of each loss position (-1 where none), aligned with :meth:`loss_mask`."""
+        ids = shift_labels(self.sample_ids, -1) if shift else self.sample_ids
+        return torch.where(self.loss_mask(shift) > 0, ids, -1)
+
+
+def _check_sequences(sequences: Sequence[Sequence[int]]) -> list[list[int]]:
+    seqs = [list(s.tolist() if isinstance(s, torch.Tensor) else s) for s in sequences]
+    if not seqs:
+        raise ValueError("sequences is empty: a batch needs at least one sample")
+    for i, s in enumerate(seqs):
+        if len(s) == 0:
+            raise ValueError(f"sequences[{i}] is empty: every sequence needs at least one token")
+    return seqs
+
+
+def pad(
+    sequences: Sequence[Sequence[int]],
+    padding: str = "right",
+    pad_to_multiple_of: int | None = None,
+    *,
+    pad_id: int = 0,
+    ignore_index: int = -100,
+) -> Batch:
+    """Pad token sequences into one ``Batch``; labels are the tokens, ``ignore_index`` on padding.
+
+    The first label of each sequence is ``ignore_index`` too: no earlier token of the sequence can
+    predict it, and with left padding the pad position just before it would otherwise be trained to.
+    So right, left and packed batches train the same ``len(s) - 1`` tokens per sequence.
+    """
+    seqs = _check_sequences(sequences)
+    _check_padding(padding)
+    width = _round_up(max(len(s) for s in seqs), pad_to_multiple_of)
+    shape = (len(seqs), width)
+    ids = torch.full(shape, pad_id, dtype=torch.long)
+    labels = torch.full(shape, ignore_index, dtype=torch.long)
+    attn = torch.zeros(shape, dtype=torch.long)
+    pos = torch.zeros(shape, dtype=torch.long)
+    owner = torch.full(shape, -1, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        cols = slice(0, len(s)) if padding == "right" else slice(width - len(s), width)
+        ids[b, cols] = labels[b, cols] = torch.tensor(s)
+        labels[b, cols.start] = ignore_index  # nothing may predict it (a left pad would)
+        attn[b, cols] = 1
+        pos[b, cols] = torch.arange(len(s))
+        owner[b, cols] = b
+    return Batch(ids, labels, attn, pos, owner, ignore_index)
+
+
+def pack(
+    sequences: Sequence[Sequence[int]],
+    row_length: int,
+    *,
+    pad_id: int = 0,
+    ignore_index: int = -100,
+) -> Batch:
+    """Pack token sequences into rows of ``row_length``; each piece's first label is ignored.
+
+    ``position_ids`` restart at 0 in each piece and ``sample_ids`` say which sequence owns a
+    position: a model must use them so that attention does not cross a boundary either.
+    """
+    seqs = _check_sequences(sequences)
+    if isinstance(row_length, bool) or not isinstance(row_length, int) or row_length < 1:
+        raise ValueError(f"row_length must be a positive integer, got {row_length!r}")
+    rows = _first_fit_rows([len(s) for s in seqs], row_length)
+    shape = (len(rows), row_length)
+    ids = torch.full(shape, pad_id, dtype=torch.long)
+    labels = torch.full(shape, ignore_index, dtype=torch.long)
+    attn = torch.zeros(shape, dtype=torch.long)
+    pos = torch.zeros(shape, dtype=torch.long)
+    owner = torch.full(shape, -1, dtype=torch.long)
+    for r, members in enumerate(rows):
+        start = 0
+        for b in members:
+            s = torch.tensor(seqs[b])
+            end = start + len(s)
+            ids[r, start:end] = labels[r, start:end] = s
+            labels[r, start] = ignore_index
+            attn[r, start:end] = 1
+            pos[r, start:end] = torch.arange(len(s))
+            owner[r, start:end] = b
+            start = end
+    return Batch(ids, labels, attn, pos, owner, ignore_index)

@@ -1,0 +1,337 @@
+"""Every reduction is a weight matrix: ``loss = sum_{b,t} W[b, t] * l[b, t]``.
+
+``mask: [B, T]`` holds each token's training weight ``m[b, t]`` (1 trained, 0 ignored, or a fraction such
+as a prompt-loss weight). With ``n_b = sum_t m[b, t]``, ``N = sum_b n_b`` and ``B`` samples:
+
+==================== ============================== ============================================
+name                 W[b, t]                        used by
+==================== ============================== ============================================
+sum                  m                              ``reduction="sum"``, open-instruct ``sum``
+token_mean (mean)    m / N                          ``reduction="mean"``, HF, DAPO, verl token-mean
+sample_mean          m / (n_b * B')                 GRPO, verl seq-mean-token-mean
+seq_mean_token_sum   m / B'                         verl seq-mean-token-sum
+constant_norm        m / (B * C)                    Dr. GRPO (TRL dr_grpo), C = max_length
+padded_mean          m / (B * T)                    the bug: padding counted in the denominator
+==================== ============================== ============================================
+
+``B'`` counts only samples with at least one trained token. A new reduction is one function that
+returns ``W``, registered with :func:`register`; plots and widgets then work for it unchanged.
+
+When every token is ignored, the reductions whose denominator depends on the trained tokens
+(``token_mean``, ``sample_mean``, ``seq_mean_token_sum``) are 0/0: they raise a ``ValueError`` unless
+``if_empty="zero"`` asks for a loss of 0 with zero gradients (what an empty micro-batch should add).
+``sum``, ``constant_norm`` and ``padded_mean`` have a fixed denominator and simply give 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = [
+    "Reduction",
+    "REDUCTIONS",
+    "register",
+    "resolve",
+    "weights",
+    "reduce",
+    "sample_weights",
+    "BatchCounts",
+]
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """What a reduction needs to know about a batch besides the mask itself."""
+
+    tokens_per_position: torch.Tensor  # [B, T]: n of the sample that owns the position (0 if none)
+    num_samples: int  # B: samples in the batch (rows, or distinct sample ids when packed)
+    num_nonempty: int  # B': samples with at least one trained token
+    num_tokens: torch.Tensor  # N = sum of the mask (a 0-dim tensor)
+    padded_length: int  # T
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A named reduction: its weight function, formula, who uses it, and how it treats 0/0."""
+
+    name: str
+    formula: str
+    used_by: str
+    weight_fn: Callable[..., torch.Tensor] = field(repr=False)
+    aliases: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    empty_is_undefined: bool = False
+
+
+class _Registry(Mapping):
+    """Canonical names in order; aliases resolve on lookup but are not listed twice."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Reduction] = {}
+        self._aliases: dict[str, str] = {}
+
+    def add(self, red: Reduction) -> None:
+        for name in (red.name, *red.aliases):
+            if name in self._items or name in self._aliases or name == "none":
+                raise ValueError(f"reduction name {name!r} is already taken")
+        self._items[red.name] = red
+        self._aliases.update({alias: red.name for alias in red.aliases})
+
+    def __getitem__(self, name: str) -> Reduction:
+        return self._items[self._aliases.get(name, name)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items or name in self._aliases
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> canonical name."""
+        return dict(self._aliases)
+
+
+REDUCTIONS = _Registry()
+
+
+def register(
+    name: str,
+    formula: str,
+    used_by: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    params: tuple[str, ...] = (),
+    empty_is_undefined: bool = False,
+) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+    """Decorator: ``fn(mask, counts, **params) -> W`` joins :data:`REDUCTIONS` under ``name``."""
+
+    def deco(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        REDUCTIONS.add(Reduction(name, formula, used_by, fn, aliases, params, empty_is_undefined))
+        return fn
+
+    return deco
+
+
+def resolve(name: str) -> Reduction:
+    """The :class:`Reduction` called ``name`` (or an alias); a ``ValueError`` lists the valid ones."""
+    if not isinstance(name, str) or name not in REDUCTIONS:
+        valid = ", ".join(
+            list(REDUCTIONS) + [f"{a} (= {c})" for a, c in REDUCTIONS.aliases().items()]
+        )
+        raise ValueError(f"unknown reduction {name!r}; choose one of: {valid}")
+    return REDUCTIONS[name]
+
+
+def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    return torch.where(den > 0, num / den.clamp_min(torch.finfo(num.dtype).tiny), 0.0)
+
+
+@register("sum", "Σ m·l", "F.cross_entropy(reduction='sum'); open-instruct reduce_loss=sum")
+def _sum(mask: torch.Tensor, counts: BatchCounts) -> torch.Tensor:
+    return mask.clone()
+
+
+@register(
+    "token_mean",
+    "Σ m·l / N",
+    "F.cross_entropy(reduction='mean'); HF num_items_in_batch; DAPO; verl token-mean; TRL dapo/bnpo",
+    aliases=("mean", "weighted"),
+    empty_is_undefined=True,
+)
+def _token_mean(mask: torch.Tensor, counts: BatchCounts) -> torch.Tensor:
+    return mask / counts.num_tokens
+
+
+@register(
+    "sample_mean",
+    "1/B' Σ_b (Σ_t m·l / n_b)",
+    "GRPO; verl seq-mean-token-mean; TRL grpo",
+    empty_is_undefined=True,
+)
+def _sample_mean(mask: torch.Tensor, counts: BatchCounts) -> torch.Tensor:
+    return _safe_div(mask, counts.tokens_per_position) / counts.num_nonempty
+
+
+@register(
+    "seq_mean_token_sum",
+    "1/B' Σ_b Σ_t m·l",
+    "verl seq-mean-token-sum",
+    empty_is_undefined=True,
+)
+def _seq_mean_token_sum(mask: torch.Tensor, counts: BatchCounts) -> torch.Tensor:
+    return mask / counts.num_nonempty
+
+
+@register(
+    "constant_norm",
+    "Σ m·l / (B·C), C = max_length",
+    "Dr. GRPO; TRL dr_grpo (C = max_completion_length); verl seq-mean-token-sum-norm",
+    params=("max_length",),
+)
+def _constant_norm(
+    mask: torch.Tensor, counts: BatchCounts, max_length: float | None = None
+) -> torch.Tensor:
+    length = counts.padded_length if max_length is None else max_length
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or not length > 0:
+        raise ValueError(f"max_length must be a positive number, got {max_length!r}")
+    return mask / (counts.num_samples * float(length))
+
+
+@register("padded_mean", "Σ m·l / (B·T)", "the bug: a hand-written mean that counts padding")
+def _padded_mean(mask: torch.Tensor, counts: BatchCounts) -> torch.Tensor:
+    return mask / mask.numel()
+
+
+def _as_mask(mask: torch.Tensor) -> torch.Tensor:
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(
+            f"mask must be a torch.Tensor [B, T], got {type(mask).__name__}; "
+            "build one with lv.mask_from_lengths(lengths)"
+        )
+    if mask.dim() == 1:
+        mask = mask.unsqueeze(0)
+    if mask.dim() != 2:
+        raise ValueError(f"mask must have shape [B, T], got {tuple(mask.shape)}")
+    if mask.numel() == 0:
+        raise ValueError(
+            f"empty batch: mask has shape {tuple(mask.shape)}; pass at least one token"
+        )
+    if not mask.is_floating_point():
+        mask = mask.to(torch.get_default_dtype())
+    if not bool(torch.isfinite(mask).all()) or bool((mask < 0).any()):
+        raise ValueError("mask weights must be finite and >= 0 (1 = trained, 0 = ignored)")
+    return mask
+
+
+def _counts(mask: torch.Tensor, sample_ids: torch.Tensor | None) -> BatchCounts:
+    if sample_ids is None:
+        n = mask.sum(dim=1)
+        per_position = n.unsqueeze(1).expand_as(mask)
+        num_samples = mask.shape[0]
+    else:
+        if tuple(sample_ids.shape) != tuple(mask.shape) or sample_ids.is_floating_point():
+            raise ValueError(
+                f"sample_ids must be an integer tensor shaped like the mask {tuple(mask.shape)}, "
+                f"got {sample_ids.dtype} {tuple(sample_ids.shape)}; use -1 where no sample is"
+            )
+        owned = sample_ids >= 0
+        if not bool(owned.any()):
+            raise ValueError("sample_ids marks no position as part of a sample (all are -1)")
+        if bool((mask[~owned] > 0).any()):
+            raise ValueError("a position with sample_ids == -1 has a nonzero mask weight")
+        ids = sample_ids.clamp_min(0).long()
+        size = int(ids.max()) + 1
+        n_all = torch.zeros(size, dtype=mask.dtype, device=mask.device)
+        n_all.index_add_(0, ids[owned], mask[owned])
+        present = torch.zeros(size, dtype=torch.bool, device=mask.device)
+        present[ids[owned]] = True
+        per_position = torch.where(owned, n_all[ids], 0.0)
+        n = n_all[present]
+        num_samples = int(present.sum())
+    return BatchCounts(
+        tokens_per_position=per_position,
+        num_samples=num_samples,
+        num_nonempty=int((n > 0).sum()),
+        num_tokens=mask.sum(),
+        padded_length=mask.shape[1],
+    )
+
+
+def weights(
+    mask: torch.Tensor,
+    reduction: str = "token_mean",
+    *,
+    sample_ids: torch.Tensor | None = None,
+    if_empty: str = "raise",
+    **params,
+) -> torch.Tensor:
+    """The weight matrix ``W: [B, T]`` of a reduction, so that ``loss = (W * l).sum()``.
+
+    ``mask: [B, T]`` token weights (bool, 0/1 or fractional). ``sample_ids: [B, T]`` (optional, -1 for
+    none) says which sample owns each position when several share a row (packing); by default each
+    row is one sample. ``if_empty``: ``"raise"`` or ``"zero"``, for a 0/0 reduction with no trained token.
+    """
+    red = resolve(reduction)
+    unknown = sorted(set(params) - set(red.params))
+    if unknown:
+        takes = ", ".join(red.params) or "no parameters"
+        raise TypeError(f"reduction {red.name!r} takes {takes}; got unexpected {unknown}")
+    if if_empty not in ("raise", "zero"):
+        raise ValueError(f"if_empty must be 'raise' or 'zero', got {if_empty!r}")
+    mask = _as_mask(mask)
+    counts = _counts(mask, sample_ids)
+    if red.empty_is_undefined and not bool(counts.num_tokens > 0):
+        if if_empty == "zero":
+            return torch.zeros_like(mask)
+        raise ValueError(
+            f"every token is ignored (the mask sums to 0), so {red.name} is 0/0; torch's mean would "
+            "return NaN here. Check your labels/mask, or pass if_empty='zero' for a loss of 0 "
+            "with zero gradients (what a micro-batch without trained tokens should contribute)"
+        )
+    return red.weight_fn(mask, counts, **params)
+
+
+def reduce(
+    losses: torch.Tensor,
+    mask: torch.Tensor,
+    reduction: str = "token_mean",
+    **params,
+) -> torch.Tensor:
+    """``sum(W * losses)``: the scalar loss of per-token ``losses: [B, T]`` under ``reduction``."""
+    if not isinstance(losses, torch.Tensor) or not losses.is_floating_point():
+        raise TypeError("losses must be a floating-point torch.Tensor [B, T] (see lv.token_losses)")
+    if losses.dim() == 1:
+        losses = losses.unsqueeze(0)
+    mask = _as_mask(mask)
+    if tuple(losses.shape) != tuple(mask.shape):
+        raise ValueError(
+            f"losses {tuple(losses.shape)} and mask {tuple(mask.shape)} must have the same shape"
+        )
+    w = weights(mask.to(losses.dtype), reduction, **params).to(losses.device)
+    return (w * losses).sum()
+
+
+def sample_weights(
+    mask: torch.Tensor,
+    reduction: str = "token_mean",
+    *,
+    normalize: bool = True,
+    sample_ids: torch.Tensor | None = None,
+    **params,
+) -> torch.Tensor:
+    """Each sample's total weight ``sum_t W[b, t]`` (``[B]``), as shares summing to 1 by default.
+
+    Token mean gives sample b the share ``n_b / N``; sample mean gives every non-empty sample ``1/B'``.
+    With ``sample_ids`` the result has one entry per sample id (0, 1, ...).
+    """
+    w = weights(mask, reduction, sample_ids=sample_ids, **params)
+    if sample_ids is None:
+        per_sample = w.sum(dim=1)
+    else:
+        owned = sample_ids >= 0
+        ids = sample_ids[owned].long()
+        per_sample = torch.zeros(int(ids.max()) + 1, dtype=w.dtype, device=w.device)
+        per_sample.index_add_(0, ids, w[owned])
+    if not normalize:
+        return per_sample
+    total = per_sample.sum()
+    return per_sample / total if bool(total > 0) else torch.zeros_like(per_sample)
+
+
+def reduction_table() -> list[dict[str, str]]:
+    """One row per reduction: name, aliases, formula and who uses it (for docs and notebooks)."""
+    return [
+        {
+            "name": r.name,
+            "aliases": ", ".join(r.aliases),
+            "formula": r.formula,
+            "used_by": r.used_by,
+        }
+        for r in REDUCTIONS.values()
+    ]
