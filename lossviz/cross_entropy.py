@@ -62,9 +62,17 @@ def check_inputs(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int =
             f"label {int(labels[where])} at index {where} is out of range for a vocabulary of "
             f"{vocab}: labels must lie in [0, {vocab - 1}] or equal ignore_index={ignore_index}"
         )
-    finite = torch.isfinite(logits.detach())
-    if not bool(finite.all()):
-        where = tuple(int(i) for i in (~finite).nonzero()[0].tolist())
+    _check_finite(logits)
+
+
+def _check_finite(logits: torch.Tensor) -> None:
+    # One summing pass instead of isfinite(): no [B, T, V] bool temporary. -inf alone (a masked
+    # vocabulary entry) is allowed, as torch allows it; NaN and +inf are not.
+    if bool(torch.isfinite(logits.detach().sum())):
+        return
+    bad = torch.isnan(logits.detach()) | (logits.detach() == float("inf"))
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0].tolist())
         raise ValueError(
             f"logits hold a non-finite value ({float(logits.detach()[where])}) at index {where}; "
             "check the model output (overflow in float16?) before computing the loss"

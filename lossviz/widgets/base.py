@@ -94,9 +94,7 @@ class Explorer:
         self.status = W.HTML()
         self.last_view: View | None = None
         self.last_seconds = 0.0
-        box = layout or W.HBox(
-            list(self.controls.values()), layout=W.Layout(flex_flow="row wrap", gap="4px 16px")
-        )
+        box = layout or W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap"))
         self.ui = W.VBox([box, self.out, self.status])
         for control in self.controls.values():
             control.observe(self.update, names="value")

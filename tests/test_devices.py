@@ -1,0 +1,28 @@
+"""lossviz.devices: the one device helper and the one seed helper."""
+
+import pytest
+import torch
+
+import lossviz as lv
+
+
+def test_cpu_is_always_listed_first():
+    found = lv.available_devices()
+    assert found[0] == "cpu"
+    assert lv.default_device() in found
+    assert (len(found) == 1) == ("Only the CPU" in lv.describe_devices())
+
+
+def test_resolve_device_rejects_missing_devices():
+    assert lv.resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            lv.resolve_device("cuda:0")
+
+
+def test_seed_all_makes_draws_repeat():
+    lv.seed_all(5)
+    a = torch.randn(3)
+    gen = lv.seed_all(5)
+    assert torch.equal(a, torch.randn(3))
+    assert torch.equal(torch.randn(2, generator=gen), torch.randn(2, generator=lv.seed_all(5)))

@@ -1,0 +1,55 @@
+"""The project's own files: the two-command set-up, the pins, and environment.yml in step."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def pyproject_packages() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    return {_name(r) for r in reqs}
+
+
+def environment_packages() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            names |= {_name(r) for r in dep["pip"]}
+        elif _name(dep) not in {"python", "pip"}:
+            names.add(_name(dep))
+    return names
+
+
+def test_environment_yml_names_the_same_packages_as_pyproject():
+    assert environment_packages() == pyproject_packages()
+    assert yaml.safe_load((ROOT / "environment.yml").read_text())["channels"] == ["conda-forge"]
+
+
+def test_constraints_pin_every_direct_dependency_and_torch_2_13():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[_name(name)] = version.strip()
+    assert pins["torch"] == "2.13.0"
+    assert pyproject_packages() <= set(pins)
+
+
+def test_readme_and_ci_use_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^lab:", makefile, re.M) and re.search(r"^test:", makefile, re.M)

@@ -1,0 +1,149 @@
+"""lossviz.reductions: each W reproduces its reduction, and the invariants the notebooks rely on."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lossviz as lv
+
+lengths_st = st.lists(st.integers(0, 12), min_size=1, max_size=6).filter(lambda xs: max(xs) > 0)
+
+
+def losses_like(mask, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(mask.shape, generator=gen, dtype=torch.float64) * 5 * (mask > 0)
+
+
+def reference(losses, mask, name, max_length=None):
+    """Each reduction written the long way, sample by sample, as the brief's table states it."""
+    n = mask.sum(dim=1)
+    per_sample = (mask * losses).sum(dim=1)
+    nonempty = n > 0
+    B, T = mask.shape
+    if name == "sum":
+        return per_sample.sum()
+    if name == "token_mean":
+        return per_sample.sum() / n.sum()
+    if name == "sample_mean":
+        return (per_sample[nonempty] / n[nonempty]).mean()
+    if name == "seq_mean_token_sum":
+        return per_sample[nonempty].mean()
+    if name == "constant_norm":
+        return per_sample.sum() / (B * (max_length or T))
+    if name == "padded_mean":
+        return per_sample.sum() / (B * T)
+    raise AssertionError(name)
+
+
+@settings(max_examples=80, deadline=None)
+@given(lengths_st, st.sampled_from(list(lv.REDUCTIONS)), st.sampled_from(["right", "left"]))
+def test_weights_reproduce_each_reduction(lengths, name, padding):
+    mask = lv.mask_from_lengths(lengths, padding).double()
+    losses = losses_like(mask)
+    w = lv.weights(mask, name)
+    got = lv.reduce(losses, mask, name)
+    torch.testing.assert_close(got, (w * losses).sum())
+    torch.testing.assert_close(got, reference(losses, mask, name))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 10))
+def test_token_mean_equals_sample_mean_for_equal_lengths(B, n):
+    mask = lv.mask_from_lengths([n] * B)
+    torch.testing.assert_close(lv.weights(mask, "token_mean"), lv.weights(mask, "sample_mean"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(lengths_st)
+def test_sum_is_n_times_token_mean_and_token_mean_weights_sum_to_one(lengths):
+    mask = lv.mask_from_lengths(lengths).double()
+    losses = losses_like(mask, seed=sum(lengths))
+    N = mask.sum()
+    torch.testing.assert_close(lv.reduce(losses, mask, "sum"), N * lv.reduce(losses, mask, "mean"))
+    assert lv.weights(mask, "token_mean").sum().item() == pytest.approx(1.0)
+    assert lv.weights(mask, "sample_mean").sum().item() == pytest.approx(1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(lengths_st, st.sampled_from(list(lv.REDUCTIONS)), st.randoms())
+def test_permuting_samples_permutes_w(lengths, name, rnd):
+    mask = lv.mask_from_lengths(lengths)
+    order = list(range(len(lengths)))
+    rnd.shuffle(order)
+    torch.testing.assert_close(lv.weights(mask[order], name), lv.weights(mask, name)[order])
+
+
+@settings(max_examples=40, deadline=None)
+@given(lengths_st, st.sampled_from(["sum", "token_mean", "sample_mean", "seq_mean_token_sum"]))
+def test_packed_rows_weigh_samples_like_padded_rows(lengths, name):
+    padded = lv.sample_weights(lv.mask_from_lengths(lengths), name)
+    mask, ids = lv.pack_lengths(lengths, row_length=max(lengths) + 1 + 4)
+    packed = lv.sample_weights(mask, name, sample_ids=ids)
+    torch.testing.assert_close(packed, padded)
+
+
+def test_sample_shares_token_mean_vs_sample_mean():
+    mask = lv.mask_from_lengths([3, 7, 20])
+    torch.testing.assert_close(lv.sample_weights(mask, "token_mean"), torch.tensor([3, 7, 20]) / 30)
+    torch.testing.assert_close(lv.sample_weights(mask, "sample_mean"), torch.full((3,), 1 / 3))
+    # a token of the short sample weighs N / (B * n_b) times a token under token mean
+    ratio = lv.weights(mask, "sample_mean")[0, 0] / lv.weights(mask, "token_mean")[0, 0]
+    assert ratio.item() == pytest.approx(30 / (3 * 3))
+
+
+def test_seed_001_token_mean_and_sum():
+    # sample A: 10 tokens with loss-sum 5; sample B: 50 tokens with loss-sum 25
+    mask = lv.mask_from_lengths([10, 50])
+    losses = torch.zeros(2, 50)
+    losses[0, :10] = 0.5
+    losses[1, :50] = 0.5
+    assert lv.reduce(losses, mask, "mean").item() == pytest.approx(0.5)
+    assert lv.reduce(losses, mask, "sum").item() == pytest.approx(30.0)
+    shares = lv.sample_weights(mask, "token_mean")
+    torch.testing.assert_close(shares, torch.tensor([1 / 6, 5 / 6]))  # not "equal"
+    torch.testing.assert_close(lv.sample_weights(mask, "sample_mean"), torch.tensor([0.5, 0.5]))
+
+
+def test_empty_samples_leave_the_sample_count():
+    mask = lv.mask_from_lengths([4, 0, 2])
+    w = lv.weights(mask, "sample_mean")
+    torch.testing.assert_close(w.sum(dim=1), torch.tensor([0.5, 0.0, 0.5]))
+    torch.testing.assert_close(lv.weights(mask, "seq_mean_token_sum")[0, 0], torch.tensor(0.5))
+    # constant_norm and padded_mean keep all B rows in the denominator
+    assert lv.weights(mask, "constant_norm")[0, 0].item() == pytest.approx(1 / (3 * 4))
+    assert lv.weights(mask, "constant_norm", max_length=8)[0, 0].item() == pytest.approx(1 / 24)
+
+
+def test_fractional_mask_is_a_weighted_mean():
+    mask = torch.tensor([[0.1, 0.1, 1.0, 1.0]])
+    losses = torch.tensor([[4.0, 4.0, 1.0, 3.0]])
+    expected = (0.4 + 0.4 + 1.0 + 3.0) / 2.2
+    assert lv.reduce(losses, mask, "weighted").item() == pytest.approx(expected)
+
+
+def test_registry_names_aliases_and_new_reductions():
+    assert {"sum", "token_mean", "sample_mean", "seq_mean_token_sum", "constant_norm"} <= set(
+        lv.REDUCTIONS
+    )
+    assert "padded_mean" in lv.REDUCTIONS and "mean" in lv.REDUCTIONS
+    assert "mean" not in list(lv.REDUCTIONS)  # aliases resolve but are not listed twice
+    assert lv.REDUCTIONS["mean"].name == "token_mean"
+    with pytest.raises(ValueError, match="already taken"):
+        lv.register("mean", "", "")(lambda mask, counts: mask)
+    assert len(lv.reduction_table()) == len(lv.REDUCTIONS)
+
+
+def test_bad_masks_and_params():
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        lv.weights(torch.tensor([[1.0, -1.0]]))
+    with pytest.raises(ValueError, match="empty batch"):
+        lv.weights(torch.zeros(0, 3))
+    with pytest.raises(TypeError, match="max_length"):
+        lv.weights(torch.ones(1, 3), "token_mean", max_length=4)
+    with pytest.raises(ValueError, match="positive"):
+        lv.weights(torch.ones(1, 3), "constant_norm", max_length=0)
+    with pytest.raises(ValueError, match="same shape"):
+        lv.reduce(torch.ones(2, 3), torch.ones(2, 4))
+    with pytest.raises(ValueError, match="if_empty"):
+        lv.weights(torch.ones(1, 3), if_empty="nan")
