@@ -53,3 +53,11 @@ def test_readme_and_ci_use_the_two_commands():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^lab:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+
+
+def test_readme_table_lists_every_reduction():
+    import lossviz as lv
+
+    readme = (ROOT / "README.md").read_text()
+    for name in lv.REDUCTIONS:
+        assert f"| `{name}`" in readme, name
