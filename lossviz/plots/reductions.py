@@ -120,17 +120,20 @@ def weights_figure(
     vmax = max(float(m.max()) for m in mats)
     pad = _padding(mask, sample_ids)
     rows, cols = mask.shape
-    fig = Figure(figsize=(0.5 + len(mats) * min(1.0 + 0.3 * cols, 6.0), 1.3 + 0.45 * rows), dpi=dpi)
+    fig = Figure(
+        figsize=(1.0 + len(mats) * min(1.2 + 0.3 * cols, 6.0), 1.6 + 0.4 * rows),
+        dpi=dpi,
+        layout="constrained",
+    )
     axes = fig.subplots(1, len(mats), squeeze=False)[0]
     for ax, name, w in zip(axes, reductions, mats, strict=True):
         shares = sample_weights(mask, name, sample_ids=sample_ids)
-        title = f"{name}: sample shares " + ", ".join(f"{float(s):.2f}" for s in shares)
+        title = f"{name}\nsample shares " + ", ".join(f"{float(s):.2f}" for s in shares)
         im = draw_weights(ax, w, pad, title=title, vmax=vmax, annotate=mask.numel() <= 60)
     fig.colorbar(im, ax=list(axes), label="W[b, t]", fraction=0.04, pad=0.02)
-    axes[0].legend(
-        handles=[Patch(color=PAD_COLOR, label="padding")],
-        loc="upper left",
-        bbox_to_anchor=(0.0, -0.25),
+    fig.legend(
+        handles=[Patch(color=PAD_COLOR, label="padding (no sample)")],
+        loc="outside lower center",
         fontsize=8,
         frameon=False,
     )
