@@ -48,3 +48,11 @@ def test_command_line_entry_point(tmp_path):
         cwd=REPO,
     )
     assert out.returncode == 2 and "unknown figure" in out.stderr
+
+
+def test_readme_figure_shows_the_shares_the_readme_states():
+    fig = dict(figures.FIGURES)["weights_token_vs_sample_mean.png"]()
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].endswith("0.17, 0.50, 0.33") and titles[1].endswith("0.33, 0.33, 0.33")
+    sample_mean = fig.axes[1].get_images()[0].get_array()
+    assert float(sample_mean[0, 0]) == pytest.approx(3 * float(sample_mean[1, 0]))
