@@ -30,7 +30,7 @@ def default_sweeps(explorer: Explorer, max_values: int = 6) -> list[tuple[str, l
             values = sorted({type(control.value)(lo + i * step) for i in range(max_values)} | {hi})
         else:
             continue
-        sweeps.append((name, list(values)[:max_values] if len(values) > max_values else list(values)))
+        sweeps.append((name, list(values)[:max_values]))
     return sweeps
 
 
