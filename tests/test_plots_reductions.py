@@ -52,9 +52,9 @@ def test_share_bars_and_reference_lines(lengths):
     draw_sample_shares(ax, shares, lengths)
     heights = [p.get_height() for p in ax.patches]
     assert heights == pytest.approx([1 / len(lengths)] * len(lengths))
-    (equal_line,) = ax.get_lines()
+    equal_line = ax.get_lines()[0]
     assert equal_line.get_ydata()[0] == pytest.approx(1 / len(lengths))
-    token_ticks = ax.collections[0].get_offsets()[:, 1]
+    token_ticks = np.array([seg[0, 1] for seg in ax.collections[0].get_segments()])
     assert token_ticks.tolist() == pytest.approx((np.array(lengths) / sum(lengths)).tolist())
 
 
