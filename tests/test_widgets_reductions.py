@@ -123,3 +123,18 @@ def test_shares_match_the_reduction_definitions(ns, padding, multiple):
     assert data["shares"].tolist() == pytest.approx([n / sum(ns) for n in ns])
     assert float(data["mask"].sum()) == sum(ns)
     assert float(data["W"].sum()) == pytest.approx(1.0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_losses_on_the_gpu_match_the_cpu():
+    cpu = render_reduction(4, "packed", 4, device="cpu", **_lengths([5, 1, 9, 3])).data
+    gpu = render_reduction(4, "packed", 4, device="cuda:0", **_lengths([5, 1, 9, 3])).data
+    assert gpu["device"] == "cuda:0"
+    for name, value in cpu["losses"].items():
+        assert gpu["losses"][name] == pytest.approx(value, rel=1e-5)
+
+
+def test_an_unavailable_device_is_explained():
+    with pytest.raises(ValueError, match="not available"):
+        render_reduction(device="cuda:999")
