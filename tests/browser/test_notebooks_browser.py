@@ -42,17 +42,26 @@ CHROMIUM_ARGS = [
 RUN_TIMEOUT_MS = 180_000  # one notebook, Run All to idle (generous on a busy 2-core machine)
 # Lab settings for the test: every cell stays in the DOM (no windowing), no news or update checks.
 LAB_SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "windowingMode": "none",
+        "autoStartDefaultKernel": True,  # no "Select Kernel" dialog in the way
+    },
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false",
         "checkForUpdates": False,
     },
 }
+# Run All is over when the kernel is idle and every code cell has a number, or as soon as a cell
+# failed (JupyterLab then leaves the cells after it unrun) or a dialog blocks the page.
 ALL_RUN_JS = """() => {
-  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+  if (document.querySelector('.jp-Dialog')) return true;
   const status = document.querySelector('.jp-Notebook-ExecutionIndicator');
-  return prompts.length > 0 && status && status.dataset.status === 'idle'
-    && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+  if (!status || status.dataset.status !== 'idle') return false;
+  const stderr = [...document.querySelectorAll(
+    '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')];
+  if (stderr.some(o => /Traceback|\\w+Error\\b/.test(o.textContent))) return true;
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
 }"""
 
 
@@ -191,13 +200,20 @@ def test_run_all_without_errors(lab, page, notebook):
         timeout=30_000,
     )
     _menu(page, "Run", "Run All Cells")
-    page.wait_for_function(ALL_RUN_JS, timeout=RUN_TIMEOUT_MS, polling=500)
-    page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}.png"), full_page=True)
-    assert not _errors(page), f"{notebook.name} shows error output:\n" + "\n---\n".join(
-        _errors(page)
-    )
-    if page.locator(".widget-slider").count():
-        _move_first_slider(page, notebook)
+    try:
+        page.wait_for_function(ALL_RUN_JS, timeout=RUN_TIMEOUT_MS, polling=500)
+        page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}.png"), full_page=True)
+        dialogs = page.locator(".jp-Dialog").all_inner_texts()
+        assert not dialogs, f"{notebook.name}: a dialog blocks the run: {dialogs}"
+        errors = _errors(page)
+        assert not errors, f"{notebook.name} shows error output:\n" + "\n---\n".join(errors)
+        if page.locator(".widget-slider").count():
+            _move_first_slider(page, notebook)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}_failed.png"))
+        raise
+    finally:
+        _shutdown_kernels(lab)
 
 
 def _move_first_slider(page, notebook: Path) -> None:
