@@ -1,0 +1,64 @@
+"""``python -m lossviz.figures OUTDIR``: regenerate every figure the README shows, pixel for pixel.
+
+:data:`FIGURES` is the registry: one ``(filename, make)`` pair per figure, ``make() -> Figure``. Adding a
+figure is one line. Rendering uses Agg with fixed metadata (no date, no version string), so a re-run
+writes identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["FIGURES", "DPI", "save", "main"]
+
+DPI = 100
+# PNG text chunks matplotlib would otherwise fill with its version; None drops the key.
+METADATA = {"Software": None}
+
+
+def _weights_token_vs_sample_mean() -> Figure:
+    from .batching import mask_from_lengths
+    from .plots.reductions import weights_figure
+
+    return weights_figure(mask_from_lengths([2, 6, 4]), ["token_mean", "sample_mean"], dpi=DPI)
+
+
+FIGURES: list[tuple[str, Callable[[], Figure]]] = [
+    ("weights_token_vs_sample_mean.png", _weights_token_vs_sample_mean),
+]
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG with fixed metadata and DPI; returns ``path``."""
+    fig.savefig(path, format="png", dpi=DPI, metadata=METADATA)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write every registered figure into OUTDIR (created if missing); print each path."""
+    parser = argparse.ArgumentParser(prog="python -m lossviz.figures", description=__doc__)
+    parser.add_argument("outdir", type=Path, help="folder to write the PNG files into")
+    parser.add_argument("--only", nargs="*", help="filenames to regenerate (default: all)")
+    args = parser.parse_args(argv)
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    names = {name for name, _ in FIGURES}
+    unknown = sorted(set(args.only or []) - names)
+    if unknown:
+        parser.error(f"unknown figure(s) {unknown}; registered: {sorted(names)}")
+    for name, make in FIGURES:
+        if args.only and name not in args.only:
+            continue
+        print(save(make(), args.outdir / name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

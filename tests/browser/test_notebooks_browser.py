@@ -1,0 +1,238 @@
+"""Every notebook, opened in JupyterLab in a real Chromium: Run All, no error anywhere, sliders work.
+
+JupyterLab serves a copy of ``notebooks/`` (so autosave never rewrites the stored outputs) on
+127.0.0.1 with a random token. Each notebook is cleared, run with Run All, and checked for error
+output; in a notebook with an explorer the first slider is moved with the keyboard and the widget's
+picture must change. Screenshots go to ``artifacts/``. The server and every process it started
+(kernels included) are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = Path(os.environ.get("LOSSVIZ_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+RUN_TIMEOUT_MS = 180_000  # one notebook, Run All to idle (generous on a busy 2-core machine)
+# Lab settings for the test: every cell stays in the DOM (no windowing), no news or update checks.
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "windowingMode": "none",
+        "autoStartDefaultKernel": True,  # no "Select Kernel" dialog in the way
+    },
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
+# Run All is over when the kernel is idle and every code cell has a number, or as soon as a cell
+# failed (JupyterLab then leaves the cells after it unrun) or a dialog blocks the page.
+ALL_RUN_JS = """() => {
+  if (document.querySelector('.jp-Dialog')) return true;
+  const status = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  if (!status || status.dataset.status !== 'idle') return false;
+  const stderr = [...document.querySelectorAll(
+    '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')];
+  if (stderr.some(o => /Traceback|\\w+Error\\b/.test(o.textContent))) return true;
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_server(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"jupyter lab did not answer {url} within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> list[psutil.Process]:
+    """SIGTERM jupyter (it shuts its kernels down), then kill whatever it started that is left."""
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(family, timeout=10)
+    for p in alive:
+        p.kill()
+    _, alive = psutil.wait_procs(alive, timeout=10)
+    return alive
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's package "
+            "(apt-get install -y chromium) or set LOSSVIZ_CHROMIUM; never `playwright install`"
+        )
+    root = tmp_path_factory.mktemp("lab")
+    served = root / "notebooks"
+    shutil.copytree(REPO / "notebooks", served, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    settings = root / "settings"
+    for name, values in LAB_SETTINGS.items():
+        (settings / name).parent.mkdir(parents=True, exist_ok=True)
+        (settings / name).write_text(json.dumps(values))
+    port, token = _free_port(), secrets.token_hex(16)
+    jupyter = Path(sys.executable).with_name("jupyter")
+    log = (root / "jupyter.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+            f"--ServerApp.token={token}", f"--ServerApp.root_dir={served}",
+            f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={root / 'ws'}",
+        ]
+        + (["--allow-root"] if os.geteuid() == 0 else []),  # CI containers run as root
+        cwd=served,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        try:
+            _wait_for_server(f"http://127.0.0.1:{port}/api/status?token={token}", proc)
+        except (RuntimeError, TimeoutError) as err:
+            log.flush()
+            tail = (root / "jupyter.log").read_text()[-3000:]
+            pytest.fail(f"{err}; its log ends with:\n{tail}")
+        yield {"base": f"http://127.0.0.1:{port}", "token": token, "pid": proc.pid}
+    finally:
+        left = _stop(proc)
+        log.close()
+        assert not left, f"processes left behind by jupyter: {[p.pid for p in left]}"
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+def _menu(page, menu: str, item: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=menu).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
+
+
+def _errors(page) -> list[str]:
+    stderr = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    texts = [t for t in stderr.all_inner_texts() if "Traceback" in t or "Error" in t]
+    widget = page.locator(".widget-output").all_inner_texts()
+    texts += [t for t in widget if "Something went wrong" in t or "not valid" in t]
+    return texts
+
+
+def _shutdown_kernels(lab) -> None:
+    """Stop this notebook's kernel before the next one starts: ten idle kernels cost memory and CPU."""
+    api = f"{lab['base']}/api/kernels"
+    headers = {"Authorization": f"token {lab['token']}"}
+    with urllib.request.urlopen(urllib.request.Request(api, headers=headers), timeout=10) as resp:
+        kernels = json.load(resp)
+    for kernel in kernels:
+        req = urllib.request.Request(f"{api}/{kernel['id']}", method="DELETE", headers=headers)
+        urllib.request.urlopen(req, timeout=30).close()
+
+
+def test_notebooks_are_found():
+    assert len(NOTEBOOKS) >= 3, "expected the numbered notebooks in notebooks/"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_run_all_without_errors(lab, page, notebook):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(f"{lab['base']}/lab/tree/{notebook.name}?token={lab['token']}&reset")
+    page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+    _menu(page, "Edit", "Clear Outputs of All Cells")
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]"
+        ".some(p => /\\[\\d+\\]/.test(p.textContent))",
+        timeout=30_000,
+    )
+    _menu(page, "Run", "Run All Cells")
+    try:
+        page.wait_for_function(ALL_RUN_JS, timeout=RUN_TIMEOUT_MS, polling=500)
+        page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}.png"), full_page=True)
+        dialogs = page.locator(".jp-Dialog").all_inner_texts()
+        assert not dialogs, f"{notebook.name}: a dialog blocks the run: {dialogs}"
+        errors = _errors(page)
+        assert not errors, f"{notebook.name} shows error output:\n" + "\n---\n".join(errors)
+        if page.locator(".widget-slider").count():
+            _move_first_slider(page, notebook)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}_failed.png"))
+        raise
+    finally:
+        _shutdown_kernels(lab)
+
+
+def _move_first_slider(page, notebook: Path) -> None:
+    image = page.locator(".widget-output .jp-RenderedImage img").first
+    image.wait_for(timeout=30_000)
+    before = image.get_attribute("src")
+    readout = page.locator(".widget-readout").first.inner_text()
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    handle.press("ArrowRight")
+    page.wait_for_function(
+        "src => { const img = document.querySelector('.widget-output .jp-RenderedImage img');"
+        " return img && img.getAttribute('src') !== src; }",
+        arg=before,
+        timeout=60_000,
+    )
+    assert page.locator(".widget-readout").first.inner_text() != readout
+    page.locator(".widget-output").first.screenshot(
+        path=str(ARTIFACTS / f"{notebook.stem}_explorer_moved.png")
+    )
+    assert not _errors(page), f"{notebook.name}: moving the slider produced an error"
