@@ -52,7 +52,9 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-def split_batch(num_samples: int, *, micro_batches: int, world_size: int = 1) -> list[list[list[int]]]:
+def split_batch(
+    num_samples: int, *, micro_batches: int, world_size: int = 1
+) -> list[list[list[int]]]:
     """``plan[r][k]``: indices of the samples in micro-batch k of rank r (the GA/DDP split).
 
     Sample i goes to rank ``i % world_size``; each rank's samples fill ``micro_batches``
@@ -143,8 +145,8 @@ def accumulation_weights(
     plan = split_batch(mask.shape[0], micro_batches=micro_batches, world_size=world_size)
     local = micro_batch_weights(mask, plan, reduction=reduction, normalize=normalize, **params)
     W = torch.zeros_like(mask)
-    for rank_plan, rank_w in zip(plan, local):
-        for rows, w in zip(rank_plan, rank_w):
+    for rank_plan, rank_w in zip(plan, local, strict=True):
+        for rows, w in zip(rank_plan, rank_w, strict=True):
             if rows:
                 W[torch.tensor(rows, dtype=torch.long)] = w / world_size
     return W

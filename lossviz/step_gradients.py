@@ -53,14 +53,23 @@ def flat_grad(model: nn.Module) -> torch.Tensor:
 
 
 def _rows_losses(model: nn.Module, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
-    """Per-token losses ``[len(rows), T]`` of a forward pass over those rows only."""
+    """Per-token losses ``[len(rows), T]`` of a forward pass over those rows only.
+
+    The rows are cut to their own longest sample first (dynamic padding, as a collator pads each
+    micro-batch); the loss of a token does not depend on padding after it, and the cut columns get
+    a loss of 0, so the result keeps the batch's width ``T``.
+    """
     dev = next(model.parameters()).device
+    owned = (batch.sample_ids[rows] >= 0).any(dim=0).nonzero()
+    width = int(owned.max()) + 1 if owned.numel() else 1
+    cut = (slice(None), slice(0, width))
     logits = model(
-        batch.input_ids[rows].to(dev),
-        position_ids=batch.position_ids[rows].to(dev),
-        sample_ids=batch.sample_ids[rows].to(dev),
+        batch.input_ids[rows][cut].to(dev),
+        position_ids=batch.position_ids[rows][cut].to(dev),
+        sample_ids=batch.sample_ids[rows][cut].to(dev),
     )
-    return token_losses(logits, batch.labels[rows].to(dev), shift=True)
+    losses = token_losses(logits, batch.labels[rows][cut].to(dev), shift=True)
+    return torch.nn.functional.pad(losses, (0, batch.labels.shape[1] - width))
 
 
 def weighted_grad(model: nn.Module, batch: Batch, W: torch.Tensor) -> torch.Tensor:
@@ -92,9 +101,9 @@ def accumulated_grad(
     plan = split_batch(mask.shape[0], micro_batches=micro_batches, world_size=world_size)
     local = micro_batch_weights(mask, plan, reduction=reduction, normalize=normalize, **params)
     total = None
-    for rank_plan, rank_w in zip(plan, local):
+    for rank_plan, rank_w in zip(plan, local, strict=True):
         model.zero_grad(set_to_none=True)
-        for rows, w in zip(rank_plan, rank_w):
+        for rows, w in zip(rank_plan, rank_w, strict=True):
             if not rows:  # an empty micro-batch adds nothing
                 continue
             losses = _rows_losses(model, batch, torch.tensor(rows, dtype=torch.long))
@@ -152,4 +161,3 @@ def gradient_gap(
         out["global32_vs_full64_l2"] = _l2(ga_global.double() - ref.double())
         out["naive32_vs_full64_l2"] = _l2(ga_naive.double() - ref.double())
     return out
-
