@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 __all__ = ["COLORS", "sample_weight_bars", "gradient_gap_bars"]
 
@@ -60,9 +62,18 @@ def sample_weight_bars(
     B = len(lengths)
     names = list(columns)
     width = 0.8 / max(len(names), 1)
+    handles = []
     for j, name in enumerate(names):
-        xs = [i + (j - (len(names) - 1) / 2) * width for i in range(B)]
-        ax.bar(xs, list(columns[name]), width, label=name, color=COLORS.get(name))
+        # one PolyCollection per column instead of one Rectangle artist per bar: much faster
+        left = [i + (j - len(names) / 2) * width for i in range(B)]
+        boxes = [
+            [(x, 0), (x, h), (x + width, h), (x + width, 0)]
+            for x, h in zip(left, columns[name], strict=True)
+        ]
+        color = COLORS.get(name, f"C{j}")
+        ax.add_collection(PolyCollection(boxes, facecolors=color, edgecolors="none"))
+        handles.append(Patch(color=color, label=name))
+    ax.set_xlim(-0.6, B - 0.4)
     labels = []
     for i, n in enumerate(lengths):
         where = "" if placement is None else f"\nr{placement[i][0]} mb{placement[i][1]}"
@@ -73,7 +84,7 @@ def sample_weight_bars(
     ax.set_ylim(0, top * (1.5 if gaps else 1.2) if top > 0 else 1.0)  # room for legend and box
     ax.set_ylabel("sample's weight in the step", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=7, frameon=False, ncols=len(names))
+    ax.legend(handles=handles, fontsize=7, frameon=False, ncols=len(names), loc="upper left")
     ax.set_title(title, fontsize=9)
     return fig
 
