@@ -51,6 +51,7 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
     from .model import TinyCausalLM, TinyConfig
     from .step_gradients import _rows_losses, flat_grad, token_batch
 
+    entered = time.time()
     torch.set_num_threads(1)  # R processes share a few cores
     dist.init_process_group(
         "gloo",
@@ -59,6 +60,7 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
         world_size=cfg["world_size"],
         timeout=timedelta(seconds=cfg["timeout"]),
     )
+    joined = time.time()
     try:
         if rank == cfg["fail_rank"]:
             raise RuntimeError(f"injected failure on rank {rank} (fail_rank={rank})")
@@ -84,7 +86,8 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
                         losses = _rows_losses(model, batch, torch.tensor(plan[rank][0][:1]))
                         (losses.sum() * 0.0).backward()
             grads[normalize] = flat_grad(model.module)
-        torch.save(grads, os.path.join(out_dir, f"rank{rank}.pt"))
+        times = {"entered": entered, "joined": joined, "done": time.time()}
+        torch.save({"grads": grads, "times": times}, os.path.join(out_dir, f"rank{rank}.pt"))
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -123,7 +126,8 @@ def run_ddp(
     """Run one GA + DDP step in ``world_size`` processes; return each rank's gradient and W's.
 
     Returns ``{"grads": {normalize: [R, P]}, "predicted": {normalize: [P]}, "max_abs_diff":
-    {normalize: float}, "seconds": float, "pids": [...]}``; ``predicted`` is the gradient of
+    {normalize: float}, "seconds": float, "phases": {name: seconds}, "pids": [...]}``;
+    ``predicted`` is the gradient of
     ``sum(accumulation_weights(...) * l)`` from one full-batch forward in this process.
     ``fail_rank`` makes that rank raise (to test that a failure ends the group cleanly).
     """
@@ -140,7 +144,7 @@ def run_ddp(
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {n!r}")
     split_batch(len(lengths), micro_batches=micro_batches, world_size=world_size)  # fail early
     model_cfg = {"max_len": max(64, max(lengths) + 1)}
-    start = time.perf_counter()
+    start, wall = time.perf_counter(), time.time()
     with tempfile.TemporaryDirectory(prefix="lossviz-ddp-") as out_dir:
         cfg = {
             "port": free_port(),
@@ -184,12 +188,18 @@ def run_ddp(
             _end_all(ctx.processes)
         per_rank = [torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in range(world_size)]
     seconds = time.perf_counter() - start
+    times = [g["times"] for g in per_rank]
+    phases = {
+        "start_processes": max(t["entered"] for t in times) - wall,
+        "join_group": max(t["joined"] for t in times) - max(t["entered"] for t in times),
+        "ga_and_allreduce": max(t["done"] for t in times) - max(t["joined"] for t in times),
+    }
     batch = token_batch(lengths, vocab_size=TinyConfig().vocab_size, seed=seed)
     model = TinyCausalLM(TinyConfig(**model_cfg))
     mask = batch.loss_mask()
     grads, predicted, diff = {}, {}, {}
     for n in normalizations:
-        grads[n] = torch.stack([g[n] for g in per_rank])
+        grads[n] = torch.stack([g["grads"][n] for g in per_rank])
         W = accumulation_weights(
             mask,
             micro_batches=micro_batches,
@@ -204,5 +214,6 @@ def run_ddp(
         "predicted": predicted,
         "max_abs_diff": diff,
         "seconds": seconds,
+        "phases": phases,
         "pids": pids,
     }
