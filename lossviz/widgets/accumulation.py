@@ -156,8 +156,15 @@ def render_accumulation(
     return View(figure=fig, text="\n".join(lines), data=data)
 
 
-def accumulation_explorer(lengths: str = "12, 40, 7, 300") -> Explorer:
-    """The explorer of notebooks 04 and 05; every control updates on release."""
+def accumulation_explorer(
+    lengths: str = "12, 40, 7, 300",
+    *,
+    micro_batch_size: int = 1,
+    ga_steps: int = 4,
+    world_size: int = 1,
+    normalization: str = "naive",
+) -> Explorer:
+    """The explorer of notebooks 04 and 05, starting at these values; controls update on release."""
     style = {"description_width": "initial"}
 
     def slider(desc: str, value: int, hi: int) -> W.IntSlider:
@@ -169,10 +176,10 @@ def accumulation_explorer(lengths: str = "12, 40, 7, 300") -> Explorer:
         "lengths": W.Text(
             value=lengths, description="sample lengths", continuous_update=False, style=style
         ),
-        "micro_batch_size": slider("micro-batch size", 1, 4),
-        "ga_steps": slider("GA steps", 4, 8),
-        "world_size": slider("world size", 1, 4),
-        "normalization": W.ToggleButtons(options=list(NORMALIZATIONS), value="naive"),
+        "micro_batch_size": slider("micro-batch size", micro_batch_size, 4),
+        "ga_steps": slider("GA steps", ga_steps, 8),
+        "world_size": slider("world size", world_size, 4),
+        "normalization": W.ToggleButtons(options=list(NORMALIZATIONS), value=normalization),
         "device": W.Dropdown(
             options=available_devices(),
             value="cpu",
