@@ -187,7 +187,6 @@ def run_ddp(
         finally:
             _end_all(ctx.processes)
         per_rank = [torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in range(world_size)]
-    seconds = time.perf_counter() - start
     times = [g["times"] for g in per_rank]
     phases = {
         "start_processes": max(t["entered"] for t in times) - wall,
@@ -198,17 +197,23 @@ def run_ddp(
     model = TinyCausalLM(TinyConfig(**model_cfg))
     mask = batch.loss_mask()
     grads, predicted, diff = {}, {}, {}
-    for n in normalizations:
-        grads[n] = torch.stack([g["grads"][n] for g in per_rank])
-        W = accumulation_weights(
-            mask,
-            micro_batches=micro_batches,
-            world_size=world_size,
-            reduction=reduction,
-            normalize=n,
-        )
-        predicted[n] = weighted_grad(model, batch, W)
-        diff[n] = float((grads[n] - predicted[n]).abs().max())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
+    try:
+        for n in normalizations:
+            grads[n] = torch.stack([g["grads"][n] for g in per_rank])
+            W = accumulation_weights(
+                mask,
+                micro_batches=micro_batches,
+                world_size=world_size,
+                reduction=reduction,
+                normalize=n,
+            )
+            predicted[n] = weighted_grad(model, batch, W)
+            diff[n] = float((grads[n] - predicted[n]).abs().max())
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - start
     return {
         "grads": grads,
         "predicted": predicted,

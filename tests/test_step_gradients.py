@@ -4,6 +4,8 @@ import copy
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lossviz as lv
 from lossviz.model import TinyCausalLM, TinyConfig
@@ -78,3 +80,21 @@ def test_gradient_gap_report_separates_rounding_from_the_bug():
     assert r["naive_vs_predicted_max"] < 1e-6
     assert r["naive_vs_full_l2"] > 1e4 * r["global32_vs_full64_l2"]
     assert abs(r["predicted_vs_full_max"] - r["naive_vs_full_max"]) < 1e-6
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    st.lists(st.integers(1, 20), min_size=1, max_size=6),
+    st.integers(1, 4),
+    st.integers(1, 2),
+    st.sampled_from(["naive", "global", "sum"]),
+)
+def test_any_ga_loop_gradient_is_the_gradient_of_w(lengths, G, R, normalize):
+    if len(lengths) < R:
+        return
+    model = TinyCausalLM(TinyConfig(max_len=32))
+    batch = lv.token_batch(lengths, vocab_size=model.cfg.vocab_size, seed=len(lengths))
+    kw = {"micro_batches": G, "world_size": R, "normalize": normalize}
+    ga = lv.accumulated_grad(model, batch, **kw)
+    W = lv.accumulation_weights(batch.loss_mask(), **kw)
+    assert (ga - lv.weighted_grad(model, batch, W)).abs().max() < 1e-6

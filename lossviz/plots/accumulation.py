@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["COLORS", "sample_weight_bars", "gradient_gap_bars"]
 
@@ -82,10 +83,12 @@ def sample_weight_bars(
     ax.set_xticks(range(0, B, step), labels[::step], fontsize=7)
     top = max((max(v) for v in columns.values() if len(v)), default=1.0)
     ax.set_ylim(0, top * (1.5 if gaps else 1.2) if top > 0 else 1.0)  # room for legend and box
+    ax.yaxis.set_major_locator(MaxNLocator(4))  # every tick is text to lay out on each redraw
     ax.set_ylabel("sample's weight in the step", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(handles=handles, fontsize=7, frameon=False, ncols=len(names), loc="upper left")
-    ax.set_title(title, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig
 
 

@@ -145,7 +145,6 @@ def render_accumulation(
         {k: v.tolist() for k, v in cols.items()},
         placement=[where[i] for i in range(B)],
         gaps=gaps,
-        title="each sample's weight in one optimizer step",
     )
     data = {
         "lengths": batch_lengths,
