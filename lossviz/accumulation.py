@@ -138,7 +138,7 @@ def accumulation_weights(
 
     ``mask: [B, T]``, one row per sample. ``W[i] = local[r][k][j] / R`` where sample i is row j
     of micro-batch k on rank r (see :func:`split_batch`, :func:`micro_batch_weights`).
-    ``normalize="global"`` gives ``lv.weights(mask, reduction)`` exactly.
+    ``normalize="global"`` gives ``lv.weights(mask, reduction)`` (up to the rounding of ``* R / R``).
     """
     _check_normalize(normalize)
     mask = _as_mask(mask)

@@ -20,6 +20,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import timedelta
 
 import torch
@@ -77,7 +78,7 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
             last = len(plan[rank]) - 1
             for k, (rows, w) in enumerate(zip(plan[rank], local[rank], strict=True)):
                 # DDP all-reduces (and averages) the gradient once, on the last micro-batch
-                ctx = model.no_sync() if k < last else _nullcontext()
+                ctx = model.no_sync() if k < last else nullcontext()
                 with ctx:
                     if rows:
                         losses = _rows_losses(model, batch, torch.tensor(rows))
@@ -91,14 +92,6 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _end_all(processes) -> None:
@@ -167,7 +160,7 @@ def run_ddp(
             while not ctx.join(timeout=0.05):
                 if time.monotonic() > deadline:
                     raise DistributedRunError(
-                        f"the {world_size}-process group did not finish within {timeout:.0f} s "
+                        f"the {world_size}-process group did not finish within {timeout:g} s "
                         "(a rank is stuck, e.g. waiting in an all-reduce); every rank was ended",
                         pids,
                     )

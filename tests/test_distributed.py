@@ -88,3 +88,27 @@ def test_bad_setups_fail_before_any_process_starts(kwargs, message):
     with pytest.raises(ValueError, match=message):
         lv.run_ddp([4, 3], **kwargs)
     assert multiprocessing.active_children() == []
+
+
+def test_three_ranks_with_an_empty_micro_batch_still_match_w():
+    # 5 samples, 3 ranks, 2 GA steps: rank 2 holds one sample, so its second micro-batch is empty
+    assert lv.split_batch(5, micro_batches=2, world_size=3)[2] == [[2], []]
+    r = lv.run_ddp(
+        [9, 2, 30, 4, 11],
+        world_size=3,
+        micro_batches=2,
+        normalizations=("naive", "global", "sum"),
+        timeout=120,
+    )
+    for n in ("naive", "global", "sum"):
+        assert r["grads"][n].shape[0] == 3
+        assert r["max_abs_diff"][n] < 1e-6
+    assert multiprocessing.active_children() == []
+
+
+def test_a_group_that_runs_past_its_timeout_is_ended():
+    before = _children()
+    with pytest.raises(lv.DistributedRunError, match="did not finish within 0.5 s") as info:
+        lv.run_ddp([4, 3], world_size=2, timeout=0.5)
+    assert not any(_alive(p) for p in info.value.pids)
+    assert _children() == before
