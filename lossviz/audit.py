@@ -139,6 +139,11 @@ def _fix_lines(t: dict, ga_steps: int, world_size: int, reduction: str) -> list[
             "No fix needed here: every micro-batch holds the same count, so naive accumulation "
             "already equals the full batch."
         ]
+    if t["worst_up"] / t["worst_down"] < 1 + 1e-6:
+        return [
+            f"Every sample is scaled by the same {t['worst_up']:.4g}: the gradient's direction is "
+            "right, only its size changes (as a different learning rate would)."
+        ]
     lines = ["Fix: normalize by the count of the whole step (the 'global' column):"]
     if reduction in ("token_mean", "mean", "weighted"):
         if ga_steps > 1:

@@ -92,3 +92,8 @@ def test_module_entry_point_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "12.821x" in proc.stdout
+
+
+def test_a_uniform_scale_is_called_a_step_size_change(capsys):
+    assert main(["audit", "--lengths", "3,8", "--ga-steps", "2", "--reduction", "sum"]) == 0
+    assert "same 0.5" in capsys.readouterr().out

@@ -3,7 +3,7 @@
 Controls: sample lengths, micro-batch size, GA steps, world size, normalization, device. The bars
 show every sample's weight in one optimizer step (full batch vs naive vs global); the second panel
 shows, on the tiny model, how far the chosen normalization's gradient lies from the full-batch one,
-next to the float-rounding distance of the global fix.
+next to the float-rounding distance of the global fix. The intended loss is the token mean.
 """
 
 from __future__ import annotations
