@@ -120,8 +120,8 @@ def run_ddp(
 
     Returns ``{"grads": {normalize: [R, P]}, "predicted": {normalize: [P]}, "max_abs_diff":
     {normalize: float}, "seconds": float, "phases": {name: seconds}, "pids": [...]}``;
-    ``predicted`` is the gradient of
-    ``sum(accumulation_weights(...) * l)`` from one full-batch forward in this process.
+    ``predicted`` is the gradient of ``sum(accumulation_weights(...) * l)`` from one full-batch
+    forward in this process; ``seconds`` is the wall time of the whole call.
     ``fail_rank`` makes that rank raise (to test that a failure ends the group cleanly).
     """
     import torch.multiprocessing as mp
