@@ -88,7 +88,9 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
                         (losses.sum() * 0.0).backward()
             grads[normalize] = flat_grad(model.module)
         times = {"entered": entered, "joined": joined, "done": time.time()}
-        torch.save({"grads": grads, "times": times}, os.path.join(out_dir, f"rank{rank}.pt"))
+        path = os.path.join(out_dir, f"rank{rank}.pt")
+        torch.save({"grads": grads, "times": times}, path + ".tmp")
+        os.replace(path + ".tmp", path)  # the parent sees the file only once it is complete
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -157,7 +159,10 @@ def run_ddp(
         pids = ctx.pids()
         deadline = time.monotonic() + timeout
         try:
+            files = [os.path.join(out_dir, f"rank{r}.pt") for r in range(world_size)]
             while not ctx.join(timeout=0.05):
+                if all(os.path.exists(f) for f in files):
+                    break  # every result is in; no need to wait for interpreters to shut down
                 if time.monotonic() > deadline:
                     raise DistributedRunError(
                         f"the {world_size}-process group did not finish within {timeout:g} s "
@@ -184,7 +189,7 @@ def run_ddp(
     phases = {
         "start_processes": max(t["entered"] for t in times) - wall,
         "join_group": max(t["joined"] for t in times) - max(t["entered"] for t in times),
-        "ga_and_allreduce": max(t["done"] for t in times) - max(t["joined"] for t in times),
+        "ddp_setup_ga_allreduce": max(t["done"] for t in times) - max(t["joined"] for t in times),
     }
     batch = token_batch(lengths, vocab_size=TinyConfig().vocab_size, seed=seed)
     model = TinyCausalLM(TinyConfig(**model_cfg))
