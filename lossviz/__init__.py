@@ -49,6 +49,34 @@ __all__ = [
 # Later layers, one block each (kept apart so that parallel work merges cleanly).
 
 # -- accumulation and data parallelism --
+from .accumulation import (  # noqa: E402
+    NORMALIZATIONS,
+    accumulation_weights,
+    micro_batch_weights,
+    split_batch,
+)
+from .distributed import DistributedRunError, run_ddp  # noqa: E402
+from .step_gradients import (  # noqa: E402
+    accumulated_grad,
+    flat_grad,
+    gradient_gap,
+    token_batch,
+    weighted_grad,
+)
+
+__all__ += [
+    "NORMALIZATIONS",
+    "DistributedRunError",
+    "accumulated_grad",
+    "accumulation_weights",
+    "flat_grad",
+    "gradient_gap",
+    "micro_batch_weights",
+    "run_ddp",
+    "split_batch",
+    "token_batch",
+    "weighted_grad",
+]
 
 # -- chat data --
 

@@ -1,0 +1,222 @@
+"""A real data-parallel step: ``R`` local processes, gloo on 127.0.0.1, ``DistributedDataParallel``.
+
+:func:`run_ddp` spawns ``world_size`` processes (start method ``spawn``, so it works from a notebook:
+the worker lives here, in the package, because a function defined in a notebook cannot be spawned).
+Each rank builds the same tiny model and batch, takes its share of the batch with
+:func:`lossviz.accumulation.split_batch`, runs its gradient-accumulation loop under DDP (``no_sync``
+on all but the last micro-batch, so gradients are all-reduced once, averaged over ranks), and writes
+its gradient to a temporary file. The parent compares them with the gradient that
+``accumulation_weights`` predicts on the full batch.
+
+Safety: the port is picked free (bind port 0), every wait has a timeout, a rank that raises ends the
+whole group (the others are terminated) with a :class:`DistributedRunError` naming the rank, and no
+process is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from datetime import timedelta
+
+import torch
+
+__all__ = ["DistributedRunError", "free_port", "run_ddp"]
+
+
+class DistributedRunError(RuntimeError):
+    """A rank failed or the group timed out; ``pids`` lists the processes (all ended by then)."""
+
+    def __init__(self, message: str, pids: list[int]) -> None:
+        super().__init__(message)
+        self.pids = pids
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the OS picks it when binding port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, cfg: dict, out_dir: str) -> None:
+    """One rank: join the group, run the GA loop under DDP, save the averaged gradient."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from .accumulation import micro_batch_weights, split_batch
+    from .model import TinyCausalLM, TinyConfig
+    from .step_gradients import _rows_losses, flat_grad, token_batch
+
+    entered = time.time()
+    torch.set_num_threads(1)  # R processes share a few cores
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{cfg['port']}",
+        rank=rank,
+        world_size=cfg["world_size"],
+        timeout=timedelta(seconds=cfg["timeout"]),
+    )
+    joined = time.time()
+    try:
+        if rank == cfg["fail_rank"]:
+            raise RuntimeError(f"injected failure on rank {rank} (fail_rank={rank})")
+        model_cfg = TinyConfig(**cfg["model"])
+        batch = token_batch(cfg["lengths"], vocab_size=model_cfg.vocab_size, seed=cfg["seed"])
+        mask = batch.loss_mask()
+        plan = split_batch(
+            mask.shape[0], micro_batches=cfg["micro_batches"], world_size=cfg["world_size"]
+        )
+        grads = {}
+        for normalize in cfg["normalizations"]:
+            local = micro_batch_weights(mask, plan, reduction=cfg["reduction"], normalize=normalize)
+            model = DDP(TinyCausalLM(model_cfg))
+            last = len(plan[rank]) - 1
+            for k, (rows, w) in enumerate(zip(plan[rank], local[rank], strict=True)):
+                # DDP all-reduces (and averages) the gradient once, on the last micro-batch
+                ctx = model.no_sync() if k < last else nullcontext()
+                with ctx:
+                    if rows:
+                        losses = _rows_losses(model, batch, torch.tensor(rows))
+                        (w * losses).sum().backward()
+                    elif k == last:  # empty, but this rank must still join the all-reduce
+                        losses = _rows_losses(model, batch, torch.tensor(plan[rank][0][:1]))
+                        (losses.sum() * 0.0).backward()
+            grads[normalize] = flat_grad(model.module)
+        times = {"entered": entered, "joined": joined, "done": time.time()}
+        path = os.path.join(out_dir, f"rank{rank}.pt")
+        torch.save({"grads": grads, "times": times}, path + ".tmp")
+        os.replace(path + ".tmp", path)  # the parent sees the file only once it is complete
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _end_all(processes) -> None:
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    for p in processes:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
+
+
+def run_ddp(
+    lengths: Sequence[int],
+    *,
+    world_size: int = 2,
+    micro_batches: int = 1,
+    reduction: str = "token_mean",
+    normalizations: Sequence[str] = ("naive", "global"),
+    seed: int = 0,
+    timeout: float = 60.0,
+    fail_rank: int | None = None,
+) -> dict:
+    """Run one GA + DDP step in ``world_size`` processes; return each rank's gradient and W's.
+
+    Returns ``{"grads": {normalize: [R, P]}, "predicted": {normalize: [P]}, "max_abs_diff":
+    {normalize: float}, "seconds": float, "phases": {name: seconds}, "pids": [...]}``;
+    ``predicted`` is the gradient of ``sum(accumulation_weights(...) * l)`` from one full-batch
+    forward in this process; ``seconds`` is the wall time of the whole call.
+    ``fail_rank`` makes that rank raise (to test that a failure ends the group cleanly).
+    """
+    import torch.multiprocessing as mp
+
+    from .accumulation import NORMALIZATIONS, accumulation_weights, split_batch
+    from .model import TinyCausalLM, TinyConfig
+    from .step_gradients import token_batch, weighted_grad
+
+    if not 2 <= world_size <= 8:
+        raise ValueError(f"world_size must be between 2 and 8 local processes, got {world_size}")
+    for n in normalizations:
+        if n not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {n!r}")
+    split_batch(len(lengths), micro_batches=micro_batches, world_size=world_size)  # fail early
+    model_cfg = {"max_len": max(64, max(lengths) + 1)}
+    start, wall = time.perf_counter(), time.time()
+    with tempfile.TemporaryDirectory(prefix="lossviz-ddp-") as out_dir:
+        cfg = {
+            "port": free_port(),
+            "world_size": world_size,
+            "timeout": timeout,
+            "fail_rank": fail_rank,
+            "model": model_cfg,
+            "lengths": list(lengths),
+            "seed": seed,
+            "micro_batches": micro_batches,
+            "reduction": reduction,
+            "normalizations": list(normalizations),
+        }
+        ctx = mp.start_processes(
+            _worker, args=(cfg, out_dir), nprocs=world_size, join=False, start_method="spawn"
+        )
+        pids = ctx.pids()
+        deadline = time.monotonic() + timeout
+        try:
+            files = [os.path.join(out_dir, f"rank{r}.pt") for r in range(world_size)]
+            while not ctx.join(timeout=0.05):
+                if all(os.path.exists(f) for f in files):
+                    break  # every result is in; no need to wait for interpreters to shut down
+                if time.monotonic() > deadline:
+                    raise DistributedRunError(
+                        f"the {world_size}-process group did not finish within {timeout:g} s "
+                        "(a rank is stuck, e.g. waiting in an all-reduce); every rank was ended",
+                        pids,
+                    )
+        except mp.ProcessRaisedException as err:
+            first = str(err).strip().splitlines()[-1]
+            raise DistributedRunError(
+                f"rank {err.error_index} of {world_size} failed, so the whole group was ended: "
+                f"{first}",
+                pids,
+            ) from err
+        except mp.ProcessExitedException as err:
+            raise DistributedRunError(
+                f"rank {err.error_index} of {world_size} exited with code {err.exit_code}, so the "
+                "whole group was ended",
+                pids,
+            ) from err
+        finally:
+            _end_all(ctx.processes)
+        per_rank = [torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in range(world_size)]
+    times = [g["times"] for g in per_rank]
+    phases = {
+        "start_processes": max(t["entered"] for t in times) - wall,
+        "join_group": max(t["joined"] for t in times) - max(t["entered"] for t in times),
+        "ddp_setup_ga_allreduce": max(t["done"] for t in times) - max(t["joined"] for t in times),
+    }
+    batch = token_batch(lengths, vocab_size=TinyConfig().vocab_size, seed=seed)
+    model = TinyCausalLM(TinyConfig(**model_cfg))
+    mask = batch.loss_mask()
+    grads, predicted, diff = {}, {}, {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
+    try:
+        for n in normalizations:
+            grads[n] = torch.stack([g["grads"][n] for g in per_rank])
+            W = accumulation_weights(
+                mask,
+                micro_batches=micro_batches,
+                world_size=world_size,
+                reduction=reduction,
+                normalize=n,
+            )
+            predicted[n] = weighted_grad(model, batch, W)
+            diff[n] = float((grads[n] - predicted[n]).abs().max())
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - start
+    return {
+        "grads": grads,
+        "predicted": predicted,
+        "max_abs_diff": diff,
+        "seconds": seconds,
+        "phases": phases,
+        "pids": pids,
+    }

@@ -1,0 +1,188 @@
+"""Explorer: what each sample weighs under gradient accumulation and data parallelism.
+
+Controls: sample lengths, micro-batch size, GA steps, world size, normalization, device. The bars
+show every sample's weight in one optimizer step (full batch vs naive vs global); the text under
+them gives, on the tiny model, how far the chosen normalization's gradient lies from the
+full-batch one, next to the float-rounding distance of the global fix. The intended loss is the token mean.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import ipywidgets as W
+import torch
+
+from ..accumulation import NORMALIZATIONS, accumulation_weights, split_batch
+from ..batching import mask_from_lengths
+from ..devices import available_devices, describe_devices
+from ..model import TinyConfig
+from ..plots.accumulation import sample_weight_bars
+from ..reductions import weights
+from .base import EdgeCase, Explorer, View, check_finite
+
+__all__ = ["render_accumulation", "accumulation_explorer", "GRADIENT_TOKEN_BUDGET"]
+
+GRADIENT_TOKEN_BUDGET = 1200  # above this many tokens the gradient panel would slow the slider
+GRADIENT_MAX_MICRO_BATCHES = 8  # each micro-batch is one more forward/backward per update
+MAX_SAMPLES = 32  # more bars than this are unreadable at this size
+MAX_LENGTH = 512
+# A smaller model than the default keeps one gradient comparison near 20 ms on a laptop CPU.
+_WIDGET_MODEL = TinyConfig(vocab_size=32, d_model=16, n_heads=2, n_layers=1, max_len=MAX_LENGTH + 1)
+
+
+def _parse_lengths(text: str) -> list[int]:
+    parts = [p.strip() for p in str(text).replace(" ", ",").split(",") if p.strip()]
+    if not parts:
+        raise EdgeCase("type a few sample lengths, e.g. 12, 40, 7, 300")
+    out = []
+    for p in parts:
+        if not p.isdigit() or not 1 <= int(p) <= MAX_LENGTH:
+            raise EdgeCase(
+                f"{p!r} is not a length: each sample needs between 1 and {MAX_LENGTH} trained tokens"
+            )
+        out.append(int(p))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _model(device: str):
+    from ..model import TinyCausalLM
+
+    return TinyCausalLM(_WIDGET_MODEL).to(device)
+
+
+@lru_cache(maxsize=256)
+def _gaps(lengths: tuple, G: int, R: int, normalize: str, device: str) -> dict[str, float]:
+    """L2 distance to the full-batch gradient: the global fix (float rounding) and ``normalize``.
+
+    One backward pass per micro-batch gives ``g_k``, the gradient of its token-loss sum; for the
+    token mean every normalization adds them with one scalar each (``1/N`` global,
+    ``1/(n_k G R)`` naive, ``1/(G R)`` sum), as the GA loop's ``.grad`` accumulates them.
+    """
+    from ..step_gradients import _rows_losses, flat_grad, token_batch, weighted_grad
+
+    batch = token_batch(list(lengths), vocab_size=_WIDGET_MODEL.vocab_size, seed=0)
+    mask = batch.loss_mask()
+    plan = split_batch(len(lengths), micro_batches=G, world_size=R)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread avoids contention with the kernel
+    try:
+        model = _model(device)
+        full = weighted_grad(model, batch, weights(mask))
+        parts = []  # (tokens n_k, g_k) per non-empty micro-batch
+        for rows in (mb for rank in plan for mb in rank if mb):
+            idx = torch.tensor(rows)
+            model.zero_grad(set_to_none=True)
+            (_rows_losses(model, batch, idx) * mask[idx].to(device)).sum().backward()
+            parts.append((float(mask[idx].sum()), flat_grad(model)))
+    finally:
+        torch.set_num_threads(threads)
+    N = float(mask.sum())
+    scale = {
+        "global": lambda n: 1.0 / N,
+        "naive": lambda n: 1.0 / (n * G * R),
+        "sum": lambda n: 1.0 / (G * R),
+    }
+    out = {}
+    for name in dict.fromkeys(("global", normalize)):
+        g = sum(scale[name](n) * g_k for n, g_k in parts)
+        label = f"{name} GA" + (" (float rounding)" if name == "global" else "")
+        out[label] = float((g - full).double().norm())
+    return out
+
+
+def render_accumulation(
+    lengths: str = "12, 40, 7, 300",
+    micro_batch_size: int = 1,
+    ga_steps: int = 4,
+    world_size: int = 1,
+    normalization: str = "naive",
+    device: str = "cpu",
+) -> View:
+    """Per-sample weights of one step (full batch, naive, global) and the gradient gap."""
+    pool = _parse_lengths(lengths)
+    if normalization not in NORMALIZATIONS:
+        raise EdgeCase(f"choose a normalization among {NORMALIZATIONS}")
+    B = micro_batch_size * ga_steps * world_size
+    if B > MAX_SAMPLES:
+        raise EdgeCase(
+            f"{micro_batch_size} x {ga_steps} x {world_size} = {B} samples is more than "
+            f"{MAX_SAMPLES} bars can show; lower the micro-batch size, GA steps or world size"
+        )
+    batch_lengths = [pool[i % len(pool)] for i in range(B)]
+    mask = mask_from_lengths(batch_lengths)
+    plan = split_batch(B, micro_batches=ga_steps, world_size=world_size)
+    where = {i: (r, k) for r, rank in enumerate(plan) for k, mb in enumerate(rank) for i in mb}
+    split = {"micro_batches": ga_steps, "world_size": world_size}
+    cols = {"full batch": weights(mask).sum(1)}
+    for n in ("naive", "global"):
+        cols[n] = accumulation_weights(mask, normalize=n, **split).sum(1)
+    ratio = cols["naive"] / cols["full batch"]
+    worst = int((ratio.log().abs()).argmax())
+    check_finite(worst_ratio=float(ratio[worst]))
+    gaps = None
+    lines = [
+        f"{B} samples = micro-batch {micro_batch_size} x GA {ga_steps} x ranks {world_size}"
+        + (f" (your {len(pool)} lengths repeated to fill them)" if len(pool) != B else "")
+        + f"; {int(mask.sum())} trained tokens.",
+        f"Naive accumulation: sample {worst} ({batch_lengths[worst]} tokens) weighs "
+        f"{float(ratio[worst]):.2f}x its full-batch weight; global: exactly 1x.",
+    ]
+    small = ga_steps * world_size <= GRADIENT_MAX_MICRO_BATCHES
+    if small and sum(batch_lengths) <= GRADIENT_TOKEN_BUDGET:
+        gaps = _gaps(tuple(batch_lengths), ga_steps, world_size, normalization, device)
+        text = ", ".join(f"{k}: {v:.1e}" for k, v in gaps.items())
+        lines.append(f"Gradient distance to the full batch (L2, tiny model on {device}): {text}.")
+    else:
+        lines.append(
+            f"Gradient gap skipped to keep updates fast: it runs for at most "
+            f"{GRADIENT_MAX_MICRO_BATCHES} micro-batches (GA x ranks) and "
+            f"{GRADIENT_TOKEN_BUDGET} tokens."
+        )
+    fig = sample_weight_bars(
+        batch_lengths,
+        {k: v.tolist() for k, v in cols.items()},
+        placement=[where[i] for i in range(B)],
+    )  # the gradient gap goes in the text below: a box in the figure costs ~25% of a redraw
+    data = {
+        "lengths": batch_lengths,
+        **{k: v.tolist() for k, v in cols.items()},
+        "ratio": ratio.tolist(),
+        "gaps": gaps,
+    }
+    return View(figure=fig, text="\n".join(lines), data=data)
+
+
+def accumulation_explorer(
+    lengths: str = "12, 40, 7, 300",
+    *,
+    micro_batch_size: int = 1,
+    ga_steps: int = 4,
+    world_size: int = 1,
+    normalization: str = "naive",
+) -> Explorer:
+    """The explorer of notebooks 04 and 05, starting at these values; controls update on release."""
+    style = {"description_width": "initial"}
+
+    def slider(desc: str, value: int, hi: int) -> W.IntSlider:
+        return W.IntSlider(
+            value=value, min=1, max=hi, description=desc, continuous_update=False, style=style
+        )
+
+    controls = {
+        "lengths": W.Text(
+            value=lengths, description="sample lengths", continuous_update=False, style=style
+        ),
+        "micro_batch_size": slider("micro-batch size", micro_batch_size, 4),
+        "ga_steps": slider("GA steps", ga_steps, 8),
+        "world_size": slider("world size", world_size, 4),
+        "normalization": W.ToggleButtons(options=list(NORMALIZATIONS), value=normalization),
+        "device": W.Dropdown(
+            options=available_devices(),
+            value="cpu",
+            description="device",
+            tooltip=describe_devices(),
+        ),
+    }
+    return Explorer(render_accumulation, controls, height="380px")

@@ -1,0 +1,162 @@
+"""GA and DDP as one weight matrix: the split, the three normalizations, and their invariants."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lossviz as lv
+from lossviz.accumulation import micro_batch_weights
+
+lengths_st = st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=12).filter(
+    lambda xs: max(xs) > 0
+)
+
+
+def test_split_deals_like_distributed_sampler_then_consecutive_micro_batches():
+    assert lv.split_batch(5, micro_batches=2, world_size=2) == [[[0, 2], [4]], [[1], [3]]]
+    assert lv.split_batch(5, micro_batches=2) == [[[0, 1, 2], [3, 4]]]
+    # fewer samples than micro-batches: the last ones are empty (the loop still runs G steps)
+    assert lv.split_batch(3, micro_batches=4) == [[[0], [1], [2], []]]
+
+
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(1, 4))
+def test_split_places_every_sample_once_on_rank_i_mod_r(B, G, R):
+    if B < R:
+        with pytest.raises(ValueError, match="one per rank"):
+            lv.split_batch(B, micro_batches=G, world_size=R)
+        return
+    plan = lv.split_batch(B, micro_batches=G, world_size=R)
+    assert len(plan) == R and all(len(rank) == G for rank in plan)
+    seen = sorted(i for rank in plan for mb in rank for i in mb)
+    assert seen == list(range(B))
+    for r, rank in enumerate(plan):
+        assert all(i % R == r for mb in rank for i in mb)
+        sizes = [len(mb) for mb in rank]
+        assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+        flat = [i for mb in rank for i in mb]
+        assert flat == sorted(flat)  # consecutive micro-batches keep the loader's order
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"micro_batches": 0}, "micro_batches"),
+        ({"micro_batches": 2, "world_size": 0}, "world_size"),
+        ({"micro_batches": 1, "world_size": 5}, "one per rank"),
+        ({"micro_batches": True}, "micro_batches"),
+    ],
+)
+def test_impossible_splits_raise_clearly(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        lv.accumulation_weights(lv.mask_from_lengths([3, 4, 5]), **kwargs)
+
+
+def test_unknown_normalization_lists_the_choices():
+    with pytest.raises(ValueError, match="naive"):
+        lv.accumulation_weights(lv.mask_from_lengths([3]), micro_batches=1, normalize="mean")
+
+
+def test_seed_example_lengths_4_and_3_by_hand():
+    m = lv.mask_from_lengths([4, 3])
+    naive = lv.accumulation_weights(m, micro_batches=2, normalize="naive")
+    glob = lv.accumulation_weights(m, micro_batches=2, normalize="global")
+    # ((l11+..+l14)/4 + (l21+l22+l23)/3)/2  vs  (l11+..+l23)/7
+    assert torch.allclose(naive[0, :4], torch.full((4,), 1 / 8))
+    assert torch.allclose(naive[1, :3], torch.full((3,), 1 / 6))
+    assert torch.allclose(glob[m > 0], torch.full((7,), 1 / 7))
+    assert naive[1, 3] == 0 and glob[1, 3] == 0
+
+
+def test_sum_is_each_micro_batch_summed_over_g_and_r():
+    m = lv.mask_from_lengths([4, 3, 9, 1])
+    W = lv.accumulation_weights(m, micro_batches=2, world_size=2, normalize="sum")
+    assert torch.allclose(W, m / 4)
+
+
+def test_ddp_weights_ranks_equally_under_naive():
+    # rank 0 holds 1 token, rank 1 holds 9: naive gives each rank half the step (issue 34242)
+    m = lv.mask_from_lengths([1, 9])
+    W = lv.accumulation_weights(m, micro_batches=1, world_size=2, normalize="naive")
+    assert torch.allclose(W.sum(1), torch.tensor([0.5, 0.5]))
+    W = lv.accumulation_weights(m, micro_batches=1, world_size=2, normalize="global")
+    assert torch.allclose(W.sum(1), torch.tensor([0.1, 0.9]))
+
+
+REDUCTIONS = ["token_mean", "sample_mean", "seq_mean_token_sum", "sum", "padded_mean"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(lengths_st, st.integers(1, 5), st.integers(1, 3), st.sampled_from(REDUCTIONS))
+def test_global_equals_the_full_batch_for_any_lengths_and_split(lengths, G, R, reduction):
+    if len(lengths) < R:
+        return
+    m = lv.mask_from_lengths(lengths)
+    W = lv.accumulation_weights(
+        m, micro_batches=G, world_size=R, reduction=reduction, normalize="global"
+    )
+    full = lv.weights(m, reduction)
+    assert torch.allclose(W, full, rtol=1e-6, atol=0)
+    assert W.shape == m.shape
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 40),
+    st.randoms(use_true_random=False),
+)
+def test_naive_equals_global_when_every_micro_batch_holds_the_same_tokens(G, R, mbs, n, rnd):
+    # build each micro-batch from `mbs` samples whose lengths sum to the same n * mbs
+    B = G * R * mbs
+    lengths = [0] * B
+    plan = lv.split_batch(B, micro_batches=G, world_size=R)
+    for rank in plan:
+        for mb in rank:
+            cuts = sorted(rnd.randint(0, n * mbs) for _ in range(len(mb) - 1))
+            parts = [b - a for a, b in zip([0, *cuts], [*cuts, n * mbs], strict=True)]
+            for i, p in zip(mb, parts, strict=True):
+                lengths[i] = p
+    m = lv.mask_from_lengths(lengths)
+    naive = lv.accumulation_weights(m, micro_batches=G, world_size=R, normalize="naive")
+    glob = lv.accumulation_weights(m, micro_batches=G, world_size=R, normalize="global")
+    assert torch.allclose(naive, glob, rtol=1e-5, atol=1e-7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths_st, st.integers(2, 4))
+def test_naive_differs_when_micro_batches_hold_different_token_counts(lengths, G):
+    m = lv.mask_from_lengths(lengths)
+    plan = lv.split_batch(len(lengths), micro_batches=G)
+    counts = [sum(lengths[i] for i in mb) for mb in plan[0]]
+    naive = lv.accumulation_weights(m, micro_batches=G, normalize="naive")
+    if len(set(counts)) > 1 and min(counts) > 0:
+        assert not torch.allclose(naive, lv.weights(m), rtol=1e-4)
+    assert torch.isfinite(naive).all()
+
+
+def test_empty_micro_batch_adds_zero_and_keeps_dividing_by_g():
+    m = lv.mask_from_lengths([2, 0, 6])  # sample 1 trains no token: its micro-batch is 0/0
+    W = lv.accumulation_weights(m, micro_batches=3, normalize="naive")
+    assert torch.allclose(W.sum(1), torch.tensor([1 / 3, 0.0, 1 / 3]))
+
+
+def test_micro_batch_weights_are_what_each_rank_backpropagates():
+    m = lv.mask_from_lengths([4, 3, 9, 1, 5])
+    plan = lv.split_batch(5, micro_batches=2, world_size=2)
+    local = micro_batch_weights(m, plan, normalize="global")
+    # each rank scales by R because DDP divides the summed gradient by R
+    total = sum(w.sum() for rank in local for w in rank)
+    assert torch.isclose(total, torch.tensor(2.0))
+    assert [[w.shape[0] for w in rank] for rank in local] == [[2, 1], [1, 1]]
+
+
+def test_sample_mean_naive_equals_global_when_micro_batches_hold_equal_sample_counts():
+    m = lv.mask_from_lengths([3, 50, 7, 1, 9, 22])
+    kw = {"micro_batches": 3, "reduction": "sample_mean"}
+    naive = lv.accumulation_weights(m, normalize="naive", **kw)
+    assert torch.allclose(naive, lv.weights(m, "sample_mean"))
+    uneven = lv.accumulation_weights(m[:5], normalize="naive", **kw)  # sizes 2, 2, 1
+    assert not torch.allclose(uneven, lv.weights(m[:5], "sample_mean"))

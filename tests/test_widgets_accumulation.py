@@ -1,0 +1,75 @@
+"""The accumulation explorer, driven without a kernel."""
+
+import math
+
+import pytest
+
+from lossviz.widgets.accumulation import (
+    MAX_SAMPLES,
+    accumulation_explorer,
+    render_accumulation,
+)
+from lossviz.widgets.base import EdgeCase
+
+
+def test_default_view_shows_full_naive_and_global_weights():
+    view = render_accumulation()
+    d = view.data
+    assert d["lengths"] == [12, 40, 7, 300]
+    assert d["naive"] == pytest.approx([0.25] * 4)
+    assert d["global"] == pytest.approx(d["full batch"])
+    assert max(d["ratio"]) == pytest.approx(359 / 28)
+    gaps = d["gaps"]
+    assert gaps["global GA (float rounding)"] < 1e-5 < 1e-2 < gaps["naive GA"]
+    assert "12.82x" in view.text
+
+
+def test_moving_controls_re_renders():
+    ex = accumulation_explorer()
+    ex.controls["ga_steps"].value = 2
+    assert len(ex.last_view.data["lengths"]) == 2
+    ex.controls["world_size"].value = 2
+    assert ex.last_view.data["lengths"] == [12, 40, 7, 300]
+    assert "ranks 2" in ex.last_view.text
+    ex.controls["normalization"].value = "sum"
+    assert "sum GA" in ex.last_view.data["gaps"]
+    assert ex.out.outputs and ex.out.outputs[0]["output_type"] == "display_data"
+
+
+def test_every_slider_updates_on_release_only():
+    ex = accumulation_explorer()
+    for name in ("micro_batch_size", "ga_steps", "world_size", "lengths"):
+        assert ex.controls[name].continuous_update is False
+    assert "cpu" in ex.controls["device"].options
+
+
+def test_equal_lengths_make_naive_exact():
+    d = render_accumulation(lengths="9", ga_steps=4, normalization="naive").data
+    assert d["ratio"] == pytest.approx([1.0] * 4)
+    assert d["gaps"]["naive GA"] < 1e-5
+
+
+def test_one_sample_one_step_renders():
+    d = render_accumulation(lengths="1", micro_batch_size=1, ga_steps=1, world_size=1).data
+    assert d["full batch"] == [1.0] and all(math.isfinite(v) for v in d["ratio"])
+
+
+@pytest.mark.parametrize("lengths", ["", "abc", "0, 3", "4, 9999"])
+def test_bad_lengths_are_explained(lengths):
+    with pytest.raises(EdgeCase):
+        render_accumulation(lengths=lengths)
+    ex = accumulation_explorer(lengths=lengths)
+    assert ex.last_view.text.startswith("Nothing to draw here")
+
+
+def test_too_many_samples_is_an_edge_case_not_a_crash():
+    ex = accumulation_explorer()
+    ex.controls["micro_batch_size"].value = 4
+    ex.controls["world_size"].value = 4  # 4 x 4 x 4 = 64 > MAX_SAMPLES
+    assert f"more than {MAX_SAMPLES}" in ex.last_view.text
+
+
+def test_large_setups_skip_the_gradient_but_keep_the_bars():
+    view = render_accumulation(lengths="300", micro_batch_size=2, ga_steps=8, world_size=2)
+    assert view.data["gaps"] is None and "skipped" in view.text
+    assert len(view.data["naive"]) == 32
