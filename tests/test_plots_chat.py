@@ -1,0 +1,34 @@
+"""Chat plots: pure functions that return a Figure whose artists reflect the data."""
+
+import matplotlib.colors as mcolors
+import numpy as np
+from matplotlib.collections import PolyCollection
+
+from lossviz.plots.chat import ROLE_COLORS, ratio_histogram, share_curves, token_strip
+
+
+def test_token_strip_colours_zero_weight_white_and_roles_in_the_band():
+    fig = token_strip(["a", "b", "c"], ["user", "assistant", "assistant"], [0.0, 0.5, 1.0])
+    ax = fig.axes[0]
+    cells, bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    faces = cells.get_facecolors()
+    assert np.allclose(faces[0], mcolors.to_rgba("white"))
+    assert faces[2][:3].sum() < faces[1][:3].sum()  # heavier weight, darker green
+    assert np.allclose(bands.get_facecolors()[1], mcolors.to_rgba(ROLE_COLORS["assistant"]))
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "c"]
+
+
+def test_template_tokens_are_shorter_cells():
+    fig = token_strip(["<|im_start|>", "x"], ["user", "user"], [1.0, 1.0], [True, False])
+    cells = fig.axes[0].collections[0]
+    heights = [np.ptp(p.vertices[:, 1]) for p in cells.get_paths()]
+    assert heights[0] < heights[1]
+
+
+def test_share_curves_and_histogram():
+    plw = np.linspace(0, 1, 11)
+    fig = share_curves({"RACE-like": 0.01}, plw, {"RACE-like": 0.01 / (0.01 + plw)})
+    (line,) = fig.axes[0].lines
+    assert line.get_ydata()[0] == 1.0
+    fig = ratio_histogram({"a": [0.01, 0.02], "b": [5.0]}, {"arithmetic": 1.7, "geometric": 0.1})
+    assert [ln.get_xdata()[0] for ln in fig.axes[0].lines] == [1.7, 0.1]
