@@ -20,6 +20,7 @@ __all__ = [
     "draw_token_strip",
     "draw_turn_bars",
     "token_strip",
+    "chat_weights_figure",
     "share_curves",
     "ratio_histogram",
 ]
@@ -46,6 +47,7 @@ def draw_token_strip(
     per_row: int = 24,
     vmax: float | None = None,
     labels: bool | None = None,
+    legend: bool = True,
 ) -> None:
     """Tokens left to right, wrapped every ``per_row``: cell colour = weight, thin band = role.
 
@@ -77,6 +79,8 @@ def draw_token_strip(
     ax.set_xlim(-0.2, per_row + 0.2)
     ax.set_ylim(y, -0.2)
     ax.set_axis_off()
+    if not legend:
+        return
     ax.legend(
         handles=[Patch(color=c, label=r) for r, c in ROLE_COLORS.items()],
         loc="lower left",
@@ -117,6 +121,53 @@ def token_strip(
     draw_token_strip(ax, [(pieces, roles, weights)], templates and [templates], per_row=per_row)
     if title:
         fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def chat_weights_figure(
+    rows: Sequence[tuple[Sequence[str], Sequence[str], Sequence[float]]],
+    templates: Sequence[Sequence[bool]],
+    turn_roles: Sequence[str],
+    totals: Sequence[float],
+    *,
+    per_row: int = 32,
+    total_label: str = "share of the loss",
+) -> Figure:
+    """The explorer's picture in ONE axis-less axes: token strips on top, one bar per turn below.
+
+    Axes, ticks and text are what cost time when a figure is drawn, so the bars are a collection
+    with one label each and there are no ticks at all (the widget must redraw in < 100 ms).
+    """
+    fig = Figure(figsize=(7.5, 4.2))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.9))
+    draw_token_strip(ax, rows, templates, per_row=per_row, labels=False, legend=False)
+    strip_bottom = ax.get_ylim()[0]
+    top = max(max(totals), 1e-12)
+    n, height = len(totals), 0.45 * max(strip_bottom, 6.0)
+    width = per_row / max(n, 1)
+    base = strip_bottom + 0.9 + height + 1.6
+    bars, labels = [], []
+    for k, (role, value) in enumerate(zip(turn_roles, totals, strict=True)):
+        x0, h = k * width + 0.1 * width, height * value / top
+        bars.append(
+            [(x0, base), (x0 + 0.8 * width, base), (x0 + 0.8 * width, base - h), (x0, base - h)]
+        )
+        labels.append(
+            ax.text(
+                x0 + 0.4 * width,
+                base + 0.2,
+                f"{k} {role}\n{value:.3g}",
+                fontsize=7,
+                ha="center",
+                va="top",
+            )
+        )
+    colors = [ROLE_COLORS[r] for r in turn_roles]
+    ax.add_collection(PolyCollection(bars, facecolors=colors, edgecolors="none"))
+    ax.text(
+        0, strip_bottom + 0.5, f"per turn (bar colour = role): {total_label}", fontsize=8, va="top"
+    )
+    ax.set_ylim(base + 1.5, -0.2)
     return fig
 
 

@@ -11,7 +11,6 @@ import functools
 
 import ipywidgets as W
 import torch
-from matplotlib.figure import Figure
 
 from ..chat import (
     STRATEGIES,
@@ -21,7 +20,7 @@ from ..chat import (
     tokenize,
     turn_weights,
 )
-from ..plots.chat import draw_token_strip, draw_turn_bars
+from ..plots.chat import chat_weights_figure
 from ..reductions import weights
 from .base import EdgeCase, Explorer, View, check_finite
 
@@ -96,15 +95,14 @@ def render_chat(
     shares = totals[is_assistant] / totals[is_assistant].sum().clamp_min(1e-30)
     check_finite(total=float(totals.sum()))
 
-    # a fixed layout and no token labels: text is what makes a figure slow to draw
-    fig = Figure(figsize=(7.5, 4.2))
-    fig.subplots_adjust(left=0.08, right=0.99, top=0.93, bottom=0.1, hspace=0.25)
-    ax_strip, ax_bars = fig.subplots(2, 1, height_ratios=[2.2, 1])
     rows = [(ex.pieces, ex.roles, w.tolist()) for ex, w in zip(examples, w_rows, strict=True)]
-    short = [ex.template.tolist() for ex in examples]
-    draw_token_strip(ax_strip, rows, short, per_row=32, labels=False)
-    ylabel = "total weight" if reduction == "sum" else "share of the loss"
-    draw_turn_bars(ax_bars, [m["role"] for m in msgs], totals.tolist(), ylabel=ylabel)
+    fig = chat_weights_figure(
+        rows,
+        [ex.template.tolist() for ex in examples],
+        [m["role"] for m in msgs],
+        totals.tolist(),
+        total_label="total weight" if reduction == "sum" else "share of the loss",
+    )
     n_trained = int(sum(float((m == 1).sum()) for m in masks))
     text = "\n".join(
         [
