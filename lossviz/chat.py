@@ -134,6 +134,18 @@ class ChatTokens:
         turns = [i for i, m in enumerate(self.messages) if m["role"] == role]
         return torch.isin(self.turn, torch.tensor(turns, dtype=torch.long))
 
+    def show(self) -> str:
+        """One line per turn: ``turn role | piece|piece|...`` with newlines as ``⏎``, spaces as ``▁``."""
+        lines = []
+        for k, m in enumerate(self.messages):
+            pieces = [
+                p.replace("\n", "\u23ce")
+                for p, u in zip(self.pieces, self.turn, strict=True)
+                if u == k
+            ]
+            lines.append(f"{k} {m['role']:<9}| " + "|".join(pieces))
+        return "\n".join(lines)
+
     def table(self) -> list[tuple[int, str, str, int, bool]]:
         """One row per token: ``(position, piece, role, turn, template)`` for printing."""
         return [

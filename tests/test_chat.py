@@ -209,3 +209,9 @@ def test_malformed_jsonl_line_reports_its_number_and_reason(tmp_path, line, reas
 def test_empty_jsonl_file(tmp_path):
     with pytest.raises(ValueError, match="no conversation"):
         load_chats(write(tmp_path, ["", "  "]))
+
+
+def test_show_marks_newlines_and_spaces():
+    lines = tokenize(CHAT).show().splitlines()
+    assert lines[0] == f"0 user     | {SPACE}|{IM_START}|user|\u23ce|the|{SPACE}cat|{IM_END}|\u23ce"
+    assert len(lines) == 4
