@@ -256,7 +256,7 @@ def completion_only_mask(tokenized: ChatTokens, response_template: Sequence[int]
     if not starts:
         raise ValueError(
             "response template not found in the tokens: a template tokenized alone can differ "
-            "from its tokens in context (see lv.chat tokenizer notes)"
+            "from its tokens in context (lossviz.tokenizer explains why)"
         )
     mask = torch.zeros(len(tokenized))
     mask[starts[-1] + len(response_template) :] = 1.0

@@ -67,7 +67,7 @@ def draw_token_strip(
         for t, (piece, role, wt) in enumerate(zip(pieces, roles, w, strict=True)):
             x, yy = t % per_row, y + (t // per_row) * 1.4
             cells.append(_box(x, yy + (0.35 if short[t] else 0.0), yy + 1.0))
-            colors.append(cmap(0.08 + 0.92 * min(float(wt) / top, 1.0)) if wt > 0 else "white")
+            colors.append(cmap(0.1 + 0.5 * min(float(wt) / top, 1.0)) if wt > 0 else "white")
             bands.append(_box(x, yy + 1.02, yy + 1.27))
             band_colors.append(ROLE_COLORS[role])
             if show:
