@@ -179,7 +179,7 @@ def share_curves(
     ax = fig.add_subplot()
     for label, rg in ratios.items():
         ax.plot(prompt_weights, shares[label], label=f"{label} (Rg = {rg:.3g})")
-    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xscale("symlog", linthresh=1e-3)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("prompt loss weight plw")
