@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import matplotlib
+import matplotlib.colors as mcolors
 import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.transforms import Affine2D
 
 __all__ = [
     "ROLE_COLORS",
@@ -26,6 +28,7 @@ __all__ = [
 ]
 
 ROLE_COLORS = {"system": "#9e9e9e", "user": "#f28e2b", "assistant": "#4e79a7"}
+_ZERO_COLOR = "#efefef"  # an untrained token: visible, but clearly not green
 _LABEL_LIMIT = 160  # beyond this many tokens, labels would be unreadable and slow to draw
 
 
@@ -35,8 +38,49 @@ def _label(piece: str) -> str:
     )
 
 
-def _box(x: float, y0: float, y1: float) -> list[tuple[float, float]]:
-    return [(x, y0), (x + 0.96, y0), (x + 0.96, y1), (x, y1)]
+def _boxes(x: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> np.ndarray:
+    """``[N, 4, 2]`` corners of N cells of width 0.96 (the gap separates the cells)."""
+    y0, y1 = np.broadcast_to(y0, x.shape), np.broadcast_to(y1, x.shape)
+    return np.stack(
+        [
+            np.stack([x, y0], 1),
+            np.stack([x + 0.96, y0], 1),
+            np.stack([x + 0.96, y1], 1),
+            np.stack([x, y1], 1),
+        ],
+        axis=1,
+    )
+
+
+def _strip_geometry(rows, templates, per_row, vmax):
+    """Cells, colours, role bands and label positions of a token strip, in cell units (y down).
+
+    Vectorised with numpy: the explorer redraws strips of several hundred tokens per update.
+    """
+    weights_all = np.concatenate([np.asarray(w, dtype=float) for _, _, w in rows])
+    top = float(vmax if vmax is not None else max(weights_all.max(initial=0.0), 1e-12))
+    colors = matplotlib.colormaps["Greens"](0.1 + 0.5 * np.clip(weights_all / top, 0.0, 1.0))
+    colors[weights_all <= 0] = mcolors.to_rgba(_ZERO_COLOR)
+    role_rgba = {r: mcolors.to_rgba(c) for r, c in ROLE_COLORS.items()}
+    band_colors = [role_rgba[r] for _, roles, _ in rows for r in roles]
+    cells, bands, labels = [], [], []
+    y = 0.0
+    for k, (pieces, _, _) in enumerate(rows):
+        t = np.arange(len(pieces))
+        x, yy = (t % per_row).astype(float), y + (t // per_row) * 1.4
+        short = np.zeros(len(pieces)) if templates is None else np.asarray(templates[k], float)
+        cells.append(_boxes(x, yy + 0.35 * short, yy + 1.0))
+        bands.append(_boxes(x, yy + 1.02, yy + 1.27))
+        labels += [
+            (xi + 0.48, yi + 0.5, _label(p)) for xi, yi, p in zip(x, yy, pieces, strict=True)
+        ]
+        y += ((len(pieces) - 1) // per_row + 1) * 1.4 + 0.6
+    # one PolyCollection per layer: hundreds of Rectangle patches would each build transforms
+    layers = [
+        PolyCollection(np.concatenate(cells), facecolors=colors, edgecolors="none"),
+        PolyCollection(np.concatenate(bands), facecolors=band_colors, edgecolors="none"),
+    ]
+    return layers, labels, y
 
 
 def draw_token_strip(
@@ -55,29 +99,14 @@ def draw_token_strip(
     ``templates`` (optional, per example): template tokens are drawn as shorter cells. Labels are
     drawn when ``labels`` is True (default: up to 160 tokens); they dominate the drawing time.
     """
-    weights_all = np.concatenate([np.asarray(w, dtype=float) for _, _, w in rows])
-    top = float(vmax if vmax is not None else max(weights_all.max(initial=0.0), 1e-12))
-    n_tokens = sum(len(p) for p, _, _ in rows)
-    show = n_tokens <= _LABEL_LIMIT if labels is None else labels
-    cmap = matplotlib.colormaps["Greens"]
-    cells, colors, bands, band_colors = [], [], [], []
-    y = 0.0
-    for k, (pieces, roles, w) in enumerate(rows):
-        short = templates[k] if templates is not None else [False] * len(pieces)
-        for t, (piece, role, wt) in enumerate(zip(pieces, roles, w, strict=True)):
-            x, yy = t % per_row, y + (t // per_row) * 1.4
-            cells.append(_box(x, yy + (0.35 if short[t] else 0.0), yy + 1.0))
-            colors.append(cmap(0.1 + 0.5 * min(float(wt) / top, 1.0)) if wt > 0 else "white")
-            bands.append(_box(x, yy + 1.02, yy + 1.27))
-            band_colors.append(ROLE_COLORS[role])
-            if show:
-                ax.text(x + 0.48, yy + 0.5, _label(piece), ha="center", va="center", fontsize=6)
-        y += ((len(pieces) - 1) // per_row + 1) * 1.4 + 0.6
-    # one PolyCollection per layer: hundreds of Rectangle patches would each build transforms
-    ax.add_collection(PolyCollection(cells, facecolors=colors, edgecolors="#cccccc", lw=0.3))
-    ax.add_collection(PolyCollection(bands, facecolors=band_colors, edgecolors="none"))
+    layers, label_specs, height = _strip_geometry(rows, templates, per_row, vmax)
+    for layer in layers:
+        ax.add_collection(layer)
+    if labels if labels is not None else len(label_specs) <= _LABEL_LIMIT:
+        for x, y, text in label_specs:
+            ax.text(x, y, text, ha="center", va="center", fontsize=6)
     ax.set_xlim(-0.2, per_row + 0.2)
-    ax.set_ylim(y, -0.2)
+    ax.set_ylim(height, -0.2)
     ax.set_axis_off()
     if not legend:
         return
@@ -131,43 +160,34 @@ def chat_weights_figure(
     totals: Sequence[float],
     *,
     per_row: int = 32,
-    total_label: str = "share of the loss",
 ) -> Figure:
-    """The explorer's picture in ONE axis-less axes: token strips on top, one bar per turn below.
+    """The explorer's picture: token strips on top, one bar per turn below (colour = role).
 
-    Axes, ticks and text are what cost time when a figure is drawn, so the bars are a collection
-    with one label each and there are no ticks at all (the widget must redraw in < 100 ms).
+    No Axes and no text: ticks, spines and glyphs cost most of a small figure's drawing time, so
+    strips and bars are collections placed straight on the figure (< 100 ms per redraw); the
+    widget prints the numbers under the picture.
     """
-    fig = Figure(figsize=(7.5, 4.2))
-    ax = fig.add_axes((0.01, 0.01, 0.98, 0.9))
-    draw_token_strip(ax, rows, templates, per_row=per_row, labels=False, legend=False)
-    strip_bottom = ax.get_ylim()[0]
+    layers, _, strip_h = _strip_geometry(rows, templates, per_row, None)
     top = max(max(totals), 1e-12)
-    n, height = len(totals), 0.45 * max(strip_bottom, 6.0)
+    n, bar_h = len(totals), 0.45 * max(strip_h, 6.0)
     width = per_row / max(n, 1)
-    base = strip_bottom + 0.9 + height + 1.6
-    bars, labels = [], []
-    for k, (role, value) in enumerate(zip(turn_roles, totals, strict=True)):
-        x0, h = k * width + 0.1 * width, height * value / top
+    base = strip_h + 1.2 + bar_h
+    height = base + 2.2
+    fig = Figure(figsize=(7.5, 4.2))
+    # cell units (x right, y down) -> figure fraction, with a small margin
+    to_fig = Affine2D().translate(0.3, 0.3).scale(0.98 / (per_row + 0.6), -0.98 / (height + 0.6))
+    transform = to_fig.translate(0.01, 0.99) + fig.transFigure
+    bars = []
+    for k, value in enumerate(totals):
+        x0, h = k * width + 0.1 * width, bar_h * value / top
         bars.append(
             [(x0, base), (x0 + 0.8 * width, base), (x0 + 0.8 * width, base - h), (x0, base - h)]
         )
-        labels.append(
-            ax.text(
-                x0 + 0.4 * width,
-                base + 0.2,
-                f"{k} {role}\n{value:.3g}",
-                fontsize=7,
-                ha="center",
-                va="top",
-            )
-        )
     colors = [ROLE_COLORS[r] for r in turn_roles]
-    ax.add_collection(PolyCollection(bars, facecolors=colors, edgecolors="none"))
-    ax.text(
-        0, strip_bottom + 0.5, f"per turn (bar colour = role): {total_label}", fontsize=8, va="top"
-    )
-    ax.set_ylim(base + 1.5, -0.2)
+    layers.append(PolyCollection(bars, facecolors=colors, edgecolors="none"))
+    for layer in layers:
+        layer.set_transform(transform)
+        fig.add_artist(layer)
     return fig
 
 

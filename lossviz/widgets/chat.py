@@ -101,8 +101,9 @@ def render_chat(
         [ex.template.tolist() for ex in examples],
         [m["role"] for m in msgs],
         totals.tolist(),
-        total_label="total weight" if reduction == "sum" else "share of the loss",
     )
+    bar_label = "total weight" if reduction == "sum" else "share of the loss"
+    turn_rows = list(zip(msgs, totals.tolist(), strict=True))
     n_trained = int(sum(float((m == 1).sum()) for m in masks))
     text = "\n".join(
         [
@@ -110,6 +111,8 @@ def render_chat(
             f"tokens trained with weight 1, the others weigh {float(prompt_weight):g} "
             f"({strategy}, {layout}, {reduction}).",
             "assistant turns' shares of the loss: " + ", ".join(f"{float(s):.3f}" for s in shares),
+            f"bars ({bar_label} per turn): "
+            + ", ".join(f"{k} {m['role']} {float(v):.3g}" for k, (m, v) in enumerate(turn_rows)),
         ]
     )
     data = {
