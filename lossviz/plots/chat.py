@@ -145,8 +145,8 @@ def token_strip(
 ) -> Figure:
     """A one-example token strip: each token coloured by its weight, its role in the band below."""
     n_lines = (len(pieces) - 1) // per_row + 1
-    fig = Figure(figsize=(7.5, 0.5 + 0.32 * n_lines), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(7.5, 0.75 + 0.32 * n_lines))
+    ax = fig.add_axes((0.01, 0.01, 0.98, (0.32 * n_lines) / (0.75 + 0.32 * n_lines)))
     draw_token_strip(ax, [(pieces, roles, weights)], templates and [templates], per_row=per_row)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -195,7 +195,8 @@ def share_curves(
     ratios: Mapping[str, float], prompt_weights: Sequence[float], shares: Mapping[str, Sequence]
 ) -> Figure:
     """Completion share ``Rg / (Rg + plw)`` against plw, one line per labelled Rg."""
-    fig = Figure(figsize=(6.0, 3.2), layout="constrained")
+    fig = Figure(figsize=(6.0, 3.2))
+    fig.subplots_adjust(left=0.11, right=0.97, top=0.96, bottom=0.15)  # fixed: no layout engine
     ax = fig.add_subplot()
     for label, rg in ratios.items():
         ax.plot(prompt_weights, shares[label], label=f"{label} (Rg = {rg:.3g})")
@@ -211,7 +212,8 @@ def share_curves(
 
 def ratio_histogram(ratios_by_kind: Mapping[str, Sequence[float]], means: Mapping) -> Figure:
     """Histogram of Rg on a log axis, stacked by kind, with arithmetic and geometric means marked."""
-    fig = Figure(figsize=(6.0, 3.0), layout="constrained")
+    fig = Figure(figsize=(6.0, 3.0))
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.96, bottom=0.16)
     ax = fig.add_subplot()
     every = np.concatenate([np.asarray(v, dtype=float) for v in ratios_by_kind.values()])
     bins = np.logspace(np.log10(every.min()) - 0.1, np.log10(every.max()) + 0.1, 25)
