@@ -20,7 +20,8 @@ last_assistant    content of the last assistant turn   torchtune ``train_on_last
 ================= ==================================== =========================================
 
 ``train_end_of_turn`` (default True) also trains the ``<|im_end|>`` that closes each trained turn: the
-model must learn to stop (TRL's ``{% generation %}`` masks include it). Every other token gets
+model must learn to stop (TRL's training chat templates keep it inside the ``{% generation %}``
+span that ``assistant_only_loss`` trains). Every other token gets
 ``prompt_weight`` (0 = masked, 1 = trained like the completion; Huerta-Enochian & Ko 2024).
 """
 

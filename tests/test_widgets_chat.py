@@ -77,3 +77,13 @@ def test_explorer_wiring_and_edge_text():
     assert len(e.last_view.data["examples"]) == 4
     text = [o for o in e.out.outputs if o["output_type"] == "stream"][0]["text"]
     assert "nan" not in text.lower()
+
+
+def test_notebook_06_suggestion_one_token_answer_takes_half():
+    kw = dict(turns=2, assistant_lengths="1, 24", strategy="last_assistant", layout="split")
+    half = render_chat(reduction="sample_mean", **kw).data["assistant_shares"]
+    assert torch.allclose(half, torch.tensor([0.5, 0.5]))
+    by_token = render_chat(reduction="token_mean", **kw).data["assistant_shares"]
+    assert torch.allclose(by_token, torch.tensor([2 / 27, 25 / 27]))
+    twice = render_chat(reduction="token_mean", **{**kw, "strategy": "assistant"})
+    assert torch.allclose(twice.data["assistant_shares"], torch.tensor([4 / 29, 25 / 29]))
