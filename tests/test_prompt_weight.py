@@ -97,3 +97,13 @@ def test_bad_shares():
         completion_share(0, 10, 0.5)
     user_only = tokenize([{"role": "assistant", "content": "the"}])
     assert token_counts(user_only)[1] > 0  # the template is prompt
+
+
+def test_shifted_weights_lose_the_first_token_only():
+    t = tokenize(CHAT)
+    c, p = token_counts(t)
+    trained = lv.shift_labels(loss_mask(t)[None], ignore_index=0) == 1
+    for plw in (0.1, 0.5):
+        m = lv.shift_labels(loss_mask(t, "assistant", plw)[None], ignore_index=0)
+        share = float(lv.weights(m, "token_mean")[trained].sum())
+        assert share == pytest.approx(c / (c + plw * (p - 1)))
