@@ -215,3 +215,25 @@ def test_show_marks_newlines_and_spaces():
     lines = tokenize(CHAT).show().splitlines()
     assert lines[0] == f"0 user     | {SPACE}|{IM_START}|user|\u23ce|the|{SPACE}cat|{IM_END}|\u23ce"
     assert len(lines) == 4
+
+
+_content = st.text(alphabet="ab \n.", min_size=0, max_size=12)
+_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "user", "assistant"]), "content": _content}
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_message, min_size=1, max_size=5), st.floats(0.0, 1.0))
+def test_mask_invariants_on_random_conversations(messages, plw):
+    t = tokenize(messages)
+    assert "".join(t.pieces).replace(SPACE, " ")[1:] == render(messages)
+    assert torch.equal(loss_mask(t, "all", plw), torch.ones(len(t)))
+    if not any(m["role"] == "assistant" for m in messages):
+        return
+    every, last = loss_mask(t, "assistant"), loss_mask(t, "last_assistant")
+    assert bool((last <= every).all()) and float(last.sum()) >= 1  # at least <|im_end|>
+    weighted = loss_mask(t, "assistant", plw)
+    assert torch.equal(weighted == 1, every == 1) or plw == 1.0
+    assert bool(((weighted == 1) | (weighted == plw)).all())
+    assert torch.equal(turn_weights(t, torch.ones(len(t))).sum(), torch.tensor(float(len(t))))
