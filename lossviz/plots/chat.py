@@ -184,6 +184,9 @@ def chat_weights_figure(
             [(x0, base), (x0 + 0.8 * width, base), (x0 + 0.8 * width, base - h), (x0, base - h)]
         )
     colors = [ROLE_COLORS[r] for r in turn_roles]
+    # a baseline, so a turn with zero weight still shows where its bar would be
+    bars.append([(0, base), (per_row, base), (per_row, base + 0.12), (0, base + 0.12)])
+    colors.append("#999999")
     layers.append(PolyCollection(bars, facecolors=colors, edgecolors="none"))
     for layer in layers:
         layer.set_transform(transform)
