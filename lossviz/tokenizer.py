@@ -136,3 +136,16 @@ def load_tokenizer() -> Tokenizer:
     """The tokenizer bundled with lossviz (``lossviz/data/chat_vocab.json``), loaded once."""
     text = resources.files("lossviz").joinpath("data/chat_vocab.json").read_text("utf-8")
     return Tokenizer(json.loads(text))
+
+
+if (
+    __name__ == "__main__"
+):  # python -m lossviz.tokenizer: rebuild the vocabulary after editing chats
+    from pathlib import Path
+
+    from .chat import load_chats
+
+    out = Path(__file__).with_name("data") / "chat_vocab.json"
+    vocab = build_vocab(m["content"] for c in load_chats() for m in c)
+    out.write_text(json.dumps(vocab, ensure_ascii=True) + "\n", encoding="utf-8")
+    print(f"wrote {len(vocab)} pieces to {out}")

@@ -26,7 +26,9 @@ def test_bundled_vocab_is_rebuilt_from_the_bundled_chats():
     text = resources.files("lossviz").joinpath("data/chat_vocab.json").read_text("utf-8")
     chats = lv.chat.load_chats()
     rebuilt = build_vocab(m["content"] for c in chats for m in c)
-    assert json.loads(text) == rebuilt
+    assert json.loads(text) == rebuilt, (
+        "run `python -m lossviz.tokenizer` after editing chats.jsonl"
+    )
 
 
 def test_markers_are_single_tokens_and_template_alone():
