@@ -30,6 +30,7 @@ __all__ = [
     "Tokenizer",
     "build_vocab",
     "load_tokenizer",
+    "write_bundled_vocab",
 ]
 
 IM_START = "<|im_start|>"
@@ -138,9 +139,8 @@ def load_tokenizer() -> Tokenizer:
     return Tokenizer(json.loads(text))
 
 
-if (
-    __name__ == "__main__"
-):  # python -m lossviz.tokenizer: rebuild the vocabulary after editing chats
+def write_bundled_vocab() -> str:
+    """Rebuild ``data/chat_vocab.json`` from the bundled chats (run after editing ``chats.jsonl``)."""
     from pathlib import Path
 
     from .chat import load_chats
@@ -148,4 +148,5 @@ if (
     out = Path(__file__).with_name("data") / "chat_vocab.json"
     vocab = build_vocab(m["content"] for c in load_chats() for m in c)
     out.write_text(json.dumps(vocab, ensure_ascii=True) + "\n", encoding="utf-8")
-    print(f"wrote {len(vocab)} pieces to {out}")
+    load_tokenizer.cache_clear()
+    return str(out)
