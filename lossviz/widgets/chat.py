@@ -1,0 +1,165 @@
+"""The chat-mask explorer: turns, lengths, strategy, prompt weight and reduction -> who gets the loss.
+
+``chat_explorer()`` returns an :class:`~lossviz.widgets.Explorer`; ``render_chat`` is its pure render
+function, tested without a kernel. The conversation is synthetic (filler words with exact token
+counts), laid out either as one masked example or split into one example per assistant turn.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import ipywidgets as W
+import torch
+
+from ..chat import (
+    STRATEGIES,
+    loss_mask,
+    split_turns,
+    synthetic_conversation,
+    tokenize,
+    turn_weights,
+)
+from ..plots.chat import chat_weights_figure
+from ..reductions import weights
+from .base import EdgeCase, Explorer, View, check_finite
+
+__all__ = ["MAX_TURNS", "MAX_LEN", "LAYOUTS", "REDUCTIONS", "parse_lengths", "render_chat"]
+__all__ += ["chat_explorer"]
+
+MAX_TURNS = 4
+MAX_LEN = 24
+LAYOUTS = ("masked", "split")
+REDUCTIONS = ("token_mean", "sample_mean", "sum")
+
+
+def parse_lengths(text: str, turns: int) -> list[int]:
+    """``"3, 12"`` -> one length per turn (the list repeats when shorter than ``turns``)."""
+    try:
+        values = [int(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise EdgeCase(f"lengths must be whole numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise EdgeCase("give at least one length, e.g. 3, 12")
+    if min(values) < 1 or max(values) > MAX_LEN:
+        raise EdgeCase(f"each length must be between 1 and {MAX_LEN} tokens")
+    return [values[k % len(values)] for k in range(turns)]
+
+
+@functools.lru_cache(maxsize=64)
+def _tokens(user: tuple[int, ...], assistant: tuple[int, ...], system: int, layout: str):
+    msgs = synthetic_conversation(user, assistant, system)
+    return [tokenize(m) for m in (split_turns(msgs) if layout == "split" else [msgs])]
+
+
+def render_chat(
+    turns: int = 3,
+    user_lengths: str = "6",
+    assistant_lengths: str = "2, 8, 4",
+    system_length: int = 0,
+    strategy: str = "assistant",
+    prompt_weight: float = 0.0,
+    reduction: str = "token_mean",
+    layout: str = "masked",
+    train_end_of_turn: bool = True,
+) -> View:
+    """Token strip coloured by each token's weight ``W`` and one bar per turn (its total weight).
+
+    ``View.data``: ``examples`` (token count of each example), ``W`` (list of ``[T_k]`` tensors),
+    ``turn_totals`` (``[M]``, summed over examples), ``assistant_shares`` (shares of the assistant turns).
+    """
+    if not 1 <= int(turns) <= MAX_TURNS:
+        raise EdgeCase(f"choose between 1 and {MAX_TURNS} turns")
+    if layout not in LAYOUTS or reduction not in REDUCTIONS or strategy not in STRATEGIES:
+        raise EdgeCase(f"unknown layout, reduction or strategy: {layout}, {reduction}, {strategy}")
+    user = tuple(parse_lengths(user_lengths, int(turns)))
+    assistant = tuple(parse_lengths(assistant_lengths, int(turns)))
+    examples = _tokens(user, assistant, int(system_length), layout)
+    masks = [
+        loss_mask(ex, strategy, float(prompt_weight), train_end_of_turn=train_end_of_turn)
+        for ex in examples
+    ]
+    if all(float(m.sum()) == 0 for m in masks):
+        raise EdgeCase("no token has a weight: every token is masked, so the loss is 0/0")
+    width = max(len(ex) for ex in examples)
+    batch = torch.zeros(len(examples), width)
+    for b, m in enumerate(masks):
+        batch[b, : len(m)] = m
+    w_batch = weights(batch, reduction)
+    w_rows = [w_batch[b, : len(ex)] for b, ex in enumerate(examples)]
+    msgs = examples[-1].messages
+    totals = torch.zeros(len(msgs))
+    for ex, w in zip(examples, w_rows, strict=True):
+        totals[: len(ex.messages)] += turn_weights(ex, w)
+    is_assistant = torch.tensor([m["role"] == "assistant" for m in msgs])
+    shares = totals[is_assistant] / totals[is_assistant].sum().clamp_min(1e-30)
+    check_finite(total=float(totals.sum()))
+
+    rows = [(ex.pieces, ex.roles, w.tolist()) for ex, w in zip(examples, w_rows, strict=True)]
+    fig = chat_weights_figure(
+        rows,
+        [ex.template.tolist() for ex in examples],
+        [m["role"] for m in msgs],
+        totals.tolist(),
+    )
+    bar_label = "total weight" if reduction == "sum" else "share of the loss"
+    turn_rows = list(zip(msgs, totals.tolist(), strict=True))
+    n_trained = int(sum(float((m == 1).sum()) for m in masks))
+    text = "\n".join(
+        [
+            f"{len(examples)} example(s) of {[len(ex) for ex in examples]} tokens; {n_trained} "
+            f"tokens trained with weight 1, the others weigh {float(prompt_weight):g} "
+            f"({strategy}, {layout}, {reduction}).",
+            "assistant turns' shares of the loss: " + ", ".join(f"{float(s):.3f}" for s in shares),
+            f"bars ({bar_label} per turn): "
+            + ", ".join(f"{k} {m['role']} {float(v):.3g}" for k, (m, v) in enumerate(turn_rows)),
+        ]
+    )
+    data = {
+        "examples": [len(ex) for ex in examples],
+        "W": w_rows,
+        "masks": masks,
+        "turn_totals": totals,
+        "assistant_shares": shares,
+    }
+    return View(figure=fig, text=text, data=data)
+
+
+def chat_explorer(**defaults) -> Explorer:
+    """The explorer: display it in a notebook and move the controls."""
+    style = {"description_width": "initial"}
+    v = {
+        "turns": 3,
+        "user_lengths": "6",
+        "assistant_lengths": "2, 8, 4",
+        "system_length": 0,
+        "strategy": "assistant",
+        "prompt_weight": 0.0,
+        "reduction": "token_mean",
+        "layout": "masked",
+        "train_end_of_turn": True,
+    }
+    v.update(defaults)
+    controls = {
+        "turns": W.IntSlider(v["turns"], 1, MAX_TURNS, description="turns", style=style),
+        "user_lengths": W.Text(v["user_lengths"], description="user lengths", style=style),
+        "assistant_lengths": W.Text(
+            v["assistant_lengths"], description="assistant lengths", style=style
+        ),
+        "system_length": W.IntSlider(v["system_length"], 0, MAX_LEN, description="system"),
+        "strategy": W.Dropdown(options=list(STRATEGIES), value=v["strategy"], description="train"),
+        "prompt_weight": W.FloatSlider(
+            v["prompt_weight"],
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="prompt weight",
+            style=style,
+        ),
+        "reduction": W.Dropdown(options=REDUCTIONS, value=v["reduction"], description="reduction"),
+        "layout": W.ToggleButtons(options=LAYOUTS, value=v["layout"]),
+        "train_end_of_turn": W.Checkbox(v["train_end_of_turn"], description="train <|im_end|>"),
+    }
+    for name in ("user_lengths", "assistant_lengths"):
+        controls[name].continuous_update = False
+    return Explorer(render_chat, controls, height="460px")

@@ -1,0 +1,47 @@
+"""Chat plots: pure functions that return a Figure whose artists reflect the data."""
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+
+from lossviz.plots.chat import ROLE_COLORS, ratio_histogram, share_curves, token_strip
+
+
+def test_token_strip_colours_zero_weight_grey_and_roles_in_the_band():
+    fig = token_strip(["a", "b", "c"], ["user", "assistant", "assistant"], [0.0, 0.5, 1.0])
+    ax = fig.axes[0]
+    cells, bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    faces = cells.get_facecolors()
+    assert np.allclose(faces[0], mcolors.to_rgba("#efefef"))  # untrained: light grey, not green
+    assert faces[2][:3].sum() < faces[1][:3].sum()  # heavier weight, darker green
+    assert np.allclose(bands.get_facecolors()[1], mcolors.to_rgba(ROLE_COLORS["assistant"]))
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "c"]
+
+
+def test_template_tokens_are_shorter_cells():
+    fig = token_strip(["<|im_start|>", "x"], ["user", "user"], [1.0, 1.0], [True, False])
+    cells = fig.axes[0].collections[0]
+    heights = [np.ptp(p.vertices[:, 1]) for p in cells.get_paths()]
+    assert heights[0] < heights[1]
+
+
+def test_share_curves_and_histogram():
+    plw = np.linspace(0, 1, 11)
+    fig = share_curves({"RACE-like": 0.01}, plw, {"RACE-like": 0.01 / (0.01 + plw)})
+    (line,) = fig.axes[0].lines
+    assert line.get_ydata()[0] == 1.0
+    fig = ratio_histogram({"a": [0.01, 0.02], "b": [5.0]}, {"arithmetic": 1.7, "geometric": 0.1})
+    assert [ln.get_xdata()[0] for ln in fig.axes[0].lines] == [1.7, 0.1]
+
+
+def test_explorer_figure_has_no_axes_and_bar_heights_follow_totals():
+    from lossviz.plots.chat import chat_weights_figure
+
+    rows = [(["a", "b"], ["user", "assistant"], [0.0, 1.0])]
+    fig = chat_weights_figure(rows, [[False, False]], ["user", "assistant"], [0.25, 0.75])
+    assert fig.axes == [] and fig.texts == []
+    cells, bands, bars = fig.artists
+    heights = [np.ptp(p.vertices[:, 1]) for p in bars.get_paths()][:2]  # then the baseline
+    assert heights[1] == pytest.approx(3 * heights[0])
+    assert np.allclose(bars.get_facecolors()[0], mcolors.to_rgba(ROLE_COLORS["user"]))
