@@ -53,5 +53,8 @@ __all__ = [
 # -- chat data --
 
 # -- devices, precision and RL --
+from . import precision, rl  # noqa: E402
+
+__all__ += ["precision", "rl"]
 
 # -- experiment --

@@ -52,7 +52,7 @@ def render_rl(lengths: str, advantages: str, mode: str, max_length: int = 1024) 
     g = rl.gradient_weights(mask, adv, m, max_length=max_length)
     per_token = [float(g[b, 0]) for b in range(len(ns))]
     total = [float(v) for v in g.sum(dim=1)]
-    fig = gradient_weights_figure(ns, per_token, total, title=f"{m.project} {m.option}={m.name}")
+    fig = gradient_weights_figure(ns, per_token, title=f"{m.project} {m.option}={m.name}")
     lines = [f"{m.project} {m.option}={m.name} = lossviz {m.reduction}; divides by {m.normalizer}"]
     for b, (n, a) in enumerate(zip(ns, adv, strict=True)):
         lines.append(
