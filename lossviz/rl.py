@@ -185,7 +185,7 @@ def gradient_weights(
     adv = torch.as_tensor(advantages, dtype=w.dtype)
     if adv.dim() != 1 or adv.numel() != w.shape[0]:
         raise ValueError(f"advantages must have one value per response ({w.shape[0]}), got {adv}")
-    return -adv.unsqueeze(1) * w
+    return -adv.unsqueeze(1) * w + 0.0  # + 0.0 turns -0.0 (padding of A > 0) into 0.0
 
 
 def sample_push(
