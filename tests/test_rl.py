@@ -158,3 +158,8 @@ def test_token_sum_norm_is_registered_once_and_validates():
     assert float(w.sum()) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         lv.weights(rl.response_mask([2]), "token_sum_norm", max_length=0)
+
+
+def test_exported_from_the_package():
+    assert lv.rl is rl and lv.precision.MAX_TOKENS == 2**22
+    assert {"rl", "precision"} <= set(lv.__all__)

@@ -17,7 +17,7 @@ __all__ = ["precision_explorer", "render_precision"]
 def _device_line(device: str, n: int, dtype: str, reduction: str, value: float) -> str:
     if device == "cpu":
         return "device cpu: the values above (the table was computed on the CPU)"
-    x = precision.per_token_losses(n, seed=0).to(precision.DTYPES[dtype])
+    x = precision.per_token_losses(precision.MAX_TOKENS, seed=0)[:n].to(precision.DTYPES[dtype])
     other = float(precision.torch_reduce(x.to(device), reduction).cpu())
     diff = float(precision.relative_error(other, value))
     return (
