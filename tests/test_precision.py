@@ -171,3 +171,17 @@ def test_cpu_and_cuda_agree_within_tolerance(dtype, tol):
     for reduction in P.REDUCTIONS:
         assert out[f"{reduction}_rel_diff"] <= tol
         assert out[f"{reduction}_device_rel_err"] <= 2 * tol
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_lossviz_reduction_agrees_on_cpu_and_cuda():
+    import lossviz as lv
+
+    mask = lv.mask_from_lengths([3, 50, 700, 4096]).double()
+    losses = P.per_token_losses(mask.numel(), seed=2).reshape(mask.shape).float() * mask.float()
+    names = ["sum", "token_mean", "sample_mean", "seq_mean_token_sum", "constant_norm"]
+    for name in [*names, "padded_mean", "token_sum_norm"]:
+        cpu = lv.reduce(losses, mask.float(), name)
+        gpu = lv.reduce(losses.cuda(), mask.float().cuda(), name).cpu()
+        torch.testing.assert_close(gpu, cpu, rtol=1e-6, atol=0)
