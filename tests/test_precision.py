@@ -31,6 +31,9 @@ def test_spacing_matches_finfo_and_the_256_plus_1_example():
     one, big = torch.tensor(1.0, dtype=torch.bfloat16), torch.tensor(256.0, dtype=torch.bfloat16)
     assert float(big + one) == 256.0  # bf16: adding 1 to 256 does nothing
     assert float(big.float() + one.float()) == 257.0
+    total = torch.tensor(4096.0, dtype=torch.bfloat16)
+    assert P.spacing(4096.0, "bfloat16") == 32 and float(total + 6.0) == 4096.0
+    assert P.spacing(32768.0, "float16") == 32 and P.spacing(4.0, "bfloat16") == 2**-5
     with pytest.raises(ValueError):
         P.spacing(0.0, "float16")
     with pytest.raises(ValueError):
@@ -124,6 +127,12 @@ def test_logsoftmax_in_bf16_loses_digits_that_fp32_keeps():
     assert err["float32_max_abs"] < 1e-5
     assert err["bfloat16_max_abs"] > 1000 * err["float32_max_abs"]
     assert 1.0 < err["loss_mean"] < 10.0
+
+
+def test_logsoftmax_numbers_quoted_in_notebook_08():
+    err = P.logsoftmax_error(num_tokens=128, vocab=32000)
+    assert (round(err["bfloat16_max_abs"], 3), round(err["bfloat16_mean_abs"], 3)) == (0.026, 0.007)
+    assert err["float32_max_abs"] < 1e-5
 
 
 def test_transformers_upcasts_logits_before_the_loss():

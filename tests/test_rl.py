@@ -107,6 +107,9 @@ def test_dapo_over_processes_is_the_global_token_mean():
     ddp = sum(per_rank) / 2
     total = sum(float((lo * m).sum()) for lo, m in zip(losses, masks, strict=True))
     assert float(ddp) == pytest.approx(total / n_global)
+    # bnpo: each rank's own token mean, then the DDP average: ranks weigh equally, tokens do not
+    bnpo = sum(float((lo * m).sum() / m.sum()) for lo, m in zip(losses, masks, strict=True)) / 2
+    assert abs(bnpo - total / n_global) > 1e-6
 
 
 @pytest.mark.parametrize("mode", rl.mode_names())
@@ -163,3 +166,12 @@ def test_token_sum_norm_is_registered_once_and_validates():
 def test_exported_from_the_package():
     assert lv.rl is rl and lv.precision.MAX_TOKENS == 2**22
     assert {"rl", "precision"} <= set(lv.__all__)
+
+
+def test_seed_000_token_level_formula_has_an_extra_one_over_m():
+    """Seed 000 writes 1/m * sum / (n_1 + .. + n_m); DAPO's token mean is sum / (n_1 + .. + n_m)."""
+    mask = rl.response_mask([20, 200, 20, 200])
+    losses = torch.rand(mask.shape, dtype=torch.float64) * mask
+    token_mean = float((rl.mode_weights(mask, "trl:dapo") * losses).sum())
+    seed_form = float(losses.sum() / mask.sum()) / mask.shape[0]
+    assert token_mean == pytest.approx(4 * seed_form)
