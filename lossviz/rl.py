@@ -25,8 +25,10 @@ divides by ``B * max_completion_length`` (``_compute_loss`` in ``trl/trainer/grp
 same constant, verl's loss and gradient are ``B`` times TRL's. TRL ``bnpo`` normalises by the tokens of
 the local batch; ``dapo`` by ``num_items_in_batch / num_processes``, the completion tokens gathered over
 all processes, so that after DDP averages the ranks the result is the global token mean. In one batch on
-one process both equal ``token_mean``. For an empty response (0 tokens), TRL ``grpo`` still counts the row
-in ``B`` (it clamps ``n_b`` at 1), verl divides 0 by 0, and lossviz's ``sample_mean`` leaves the row out.
+one process both equal ``token_mean``. Recent TRL versions also divide ``grpo``, ``bnpo`` and
+``dr_grpo`` by the gradient-accumulation steps, while ``dapo``'s token count already spans them. For an
+empty response (0 tokens), TRL ``grpo`` still counts the row in ``B`` (it clamps ``n_b`` at 1), verl
+divides 0 by 0, and lossviz's ``sample_mean`` leaves the row out.
 """
 
 from __future__ import annotations
