@@ -86,5 +86,8 @@ __all__ += ["chat", "prompt_weight", "tokenizer", "completion_share", "generatio
 __all__ += ["ratio_means"]
 
 # -- devices, precision and RL --
+from . import precision, rl  # noqa: E402
+
+__all__ += ["precision", "rl"]
 
 # -- experiment --

@@ -1,0 +1,52 @@
+"""Shared timing helper for the explorer latency benchmarks (one JSON line per run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+from matplotlib.figure import Figure
+
+from lossviz.widgets.base import figure_png
+
+
+def reference_seconds(repeats: int = 10) -> float:
+    """Median time to draw and encode a one-line figure: the machine's floor for any explorer."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fig = Figure(figsize=(6.4, 3.0))
+        fig.add_subplot().plot([0, 1], [0, 1])
+        figure_png(fig, dpi=80)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def report(name: str, explorer, settings: list[dict], rounds: int = 3) -> None:
+    """Apply each control setting ``rounds`` times and print median/p95 of ``explorer.last_seconds``."""
+    times = []
+    for _ in range(rounds):
+        for setting in settings:
+            for control, value in setting.items():
+                explorer.controls[control].value = value
+            times.append(explorer.last_seconds)
+    times.sort()
+    ref = reference_seconds()
+    median = statistics.median(times)
+    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    print(
+        json.dumps(
+            {
+                "benchmark": name,
+                "updates": len(times),
+                "median_ms": round(1e3 * median, 1),
+                "p95_ms": round(1e3 * p95, 1),
+                "target_p95_ms": 100,
+                "reference_one_line_figure_ms": round(1e3 * ref, 1),
+                "median_vs_reference": round(median / ref, 2),
+                "load_average_1min": round(os.getloadavg()[0], 2),
+            }
+        )
+    )

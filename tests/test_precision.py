@@ -1,0 +1,196 @@
+"""Precision claims of notebook 08, each checked against real torch arithmetic."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lossviz import precision as P
+
+TABLE = P.curves()
+
+
+def torch_loop(x: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """The running total a hand-written loop keeps in ``dtype``: the ground truth for sequential_sum."""
+    xd = x.to(dtype)
+    total = torch.zeros((), dtype=dtype)
+    out = []
+    for v in xd:
+        total = total + v
+        out.append(float(total))
+    return np.array(out)
+
+
+def test_spacing_matches_finfo_and_the_256_plus_1_example():
+    for dt in P.DTYPES.values():
+        assert P.spacing(1.0, dt) == torch.finfo(dt).eps
+    assert P.spacing(256.0, "bfloat16") == 2.0
+    one, big = torch.tensor(1.0, dtype=torch.bfloat16), torch.tensor(256.0, dtype=torch.bfloat16)
+    assert float(big + one) == 256.0  # bf16: adding 1 to 256 does nothing
+    assert float(big.float() + one.float()) == 257.0
+    total = torch.tensor(4096.0, dtype=torch.bfloat16)
+    assert P.spacing(4096.0, "bfloat16") == 32 and float(total + 6.0) == 4096.0
+    assert P.spacing(32768.0, "float16") == 32 and P.spacing(4.0, "bfloat16") == 2**-5
+    with pytest.raises(ValueError):
+        P.spacing(0.0, "float16")
+    with pytest.raises(ValueError):
+        P.spacing(1.0, "float64")
+
+
+@pytest.mark.parametrize("dtype", list(P.DTYPES.values()))
+def test_sequential_sum_equals_a_real_torch_loop(dtype):
+    x = P.per_token_losses(12_000, seed=3)
+    n = 12_000 if dtype != torch.float32 else 3_000
+    np.testing.assert_array_equal(P.sequential_sum(x[:n], dtype), torch_loop(x[:n], dtype))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(0.01, 300.0), min_size=1, max_size=60),
+    st.sampled_from(list(P.DTYPES)),
+)
+def test_sequential_sum_property(values, dtype):
+    x = torch.tensor(values, dtype=torch.float64)
+    np.testing.assert_array_equal(P.sequential_sum(x, dtype), torch_loop(x, P.DTYPES[dtype]))
+
+
+def test_low_precision_running_totals_stall_instead_of_growing():
+    bf16 = TABLE.values[("bfloat16", "sum", "sequential")]
+    fp16 = TABLE.values[("float16", "sum", "sequential")]
+    assert bf16[-1] == 4096.0 and fp16[-1] == 32768.0  # frozen totals of ~4M losses in [2, 10]
+    assert TABLE.stall["bfloat16"] < 1_000 < TABLE.stall["float16"] < 10_000
+    assert TABLE.stall["float32"] is None
+    assert np.isfinite(fp16).all()  # a float16 running total stalls before it can overflow
+    i = TABLE.at(10_000)
+    assert TABLE.error("bfloat16", "sum", "sequential")[i] > 0.5
+
+
+def test_fp16_torch_sum_overflows_near_1e4_tokens_but_mean_does_not():
+    n = TABLE.overflow["float16"]
+    x = P.per_token_losses(P.MAX_TOKENS)
+    assert 10_000 < n < 12_000  # 65504 / mean loss 6 = 10917
+    assert math.isinf(float(x[:n].half().sum())) and math.isfinite(float(x[: n - 1].half().sum()))
+    assert float(x[: n - 1].sum()) <= 65504 + 16 < float(x[:n].sum()) + 16
+    assert np.isfinite(TABLE.values[("float16", "token_mean", "torch")]).all()
+    assert TABLE.overflow["bfloat16"] is None and TABLE.overflow["float32"] is None
+    assert P.first_overflow(torch.ones(10, dtype=torch.float64), "float16") is None
+
+
+def test_error_bounds_stated_in_the_notebook():
+    for reduction in P.REDUCTIONS:
+        assert TABLE.error("float32", reduction, "torch").max() < 2**-22
+        assert TABLE.error("bfloat16", reduction, "torch").max() < 2**-7
+        seq = TABLE.error("float32", reduction, "sequential")[-1]
+        assert seq > 100 * TABLE.error("float32", reduction, "torch")[-1]
+
+
+def test_stored_table_matches_a_fresh_computation():
+    x = P.per_token_losses(P.MAX_TOKENS, seed=TABLE.seed)
+    assert (TABLE.seed, TABLE.low, TABLE.high, int(TABLE.ns[-1])) == (0, 2.0, 10.0, P.MAX_TOKENS)
+    for i in (0, 25, 50, len(TABLE.ns) - 1):
+        n = int(TABLE.ns[i])
+        assert TABLE.reference["sum"][i] == pytest.approx(math.fsum(x[:n].tolist()), rel=1e-12)
+        for name, dt in P.DTYPES.items():
+            for reduction in P.REDUCTIONS:
+                fresh = float(P.torch_reduce(x[:n].to(dt), reduction))
+                assert TABLE.values[(name, reduction, "torch")][i] == fresh
+            if n <= 20_000:
+                assert (
+                    TABLE.values[(name, "sum", "sequential")][i] == P.sequential_sum(x[:n], dt)[-1]
+                )
+    assert TABLE.values[("float32", "sum", "sequential")][-1] == P.sequential_sum(x, "float32")[-1]
+    assert TABLE.overflow["float16"] == P.first_overflow(x, "float16")
+    small = P.compute_curves(5_000, seed=0)
+    assert small.stall["bfloat16"] == TABLE.stall["bfloat16"]
+    common, i_small, i_big = np.intersect1d(small.ns, TABLE.ns, return_indices=True)
+    assert len(common) >= 10
+    for key, vals in small.values.items():
+        np.testing.assert_array_equal(vals[i_small], TABLE.values[key][i_big])
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    small = P.compute_curves(300, points_per_decade=4, seed=1)
+    P.save_curves(small, tmp_path / "t.json")
+    back = P.load_curves(tmp_path / "t.json")
+    np.testing.assert_array_equal(back.ns, small.ns)
+    for key in small.values:
+        np.testing.assert_array_equal(back.values[key], small.values[key])
+    assert back.stall == small.stall and back.overflow == small.overflow
+
+
+def test_logsoftmax_in_bf16_loses_digits_that_fp32_keeps():
+    err = P.logsoftmax_error(num_tokens=64, vocab=8192)
+    assert err["bfloat16_max_abs"] > 1e-3
+    assert err["float32_max_abs"] < 1e-5
+    assert err["bfloat16_max_abs"] > 1000 * err["float32_max_abs"]
+    assert 1.0 < err["loss_mean"] < 10.0
+
+
+def test_logsoftmax_numbers_quoted_in_notebook_08():
+    err = P.logsoftmax_error(num_tokens=128, vocab=32000)
+    assert (round(err["bfloat16_max_abs"], 3), round(err["bfloat16_mean_abs"], 3)) == (0.026, 0.007)
+    assert err["float32_max_abs"] < 1e-5
+
+
+def test_transformers_upcasts_logits_before_the_loss():
+    import inspect
+
+    loss_utils = pytest.importorskip("transformers.loss.loss_utils")
+    assert "logits.float()" in inspect.getsource(loss_utils.ForCausalLMLoss)
+
+
+def test_cpu_sum_is_deterministic_but_order_dependent():
+    x = P.per_token_losses(1_000_000, seed=5)
+    first = x.float().sum()
+    assert all(torch.equal(first, x.float().sum()) for _ in range(5))
+    forward = P.sequential_sum(x, "float32")[-1]
+    backward = P.sequential_sum(x.flip(0), "float32")[-1]
+    assert forward != backward  # same numbers, other order: other float32 total
+    ref = math.fsum(x.float().double().tolist())
+    assert abs(float(first) - ref) / ref < 1e-7 < abs(forward - ref) / ref
+    assert (0.1 + 0.2) + 0.3 != 0.1 + (0.2 + 0.3)
+
+
+def test_compare_devices_on_cpu():
+    out = P.compare_devices("cpu", 100_000)
+    assert out["sum_rel_diff"] == 0.0 and out["sum_cpu_rel_err"] < 1e-6
+    with pytest.raises(ValueError):
+        P.compare_devices("cuda:7" if not torch.cuda.is_available() else "cuda:99")
+
+
+def test_inputs_are_checked():
+    with pytest.raises(ValueError):
+        P.per_token_losses(0)
+    with pytest.raises(ValueError):
+        P.torch_reduce(torch.ones(3), "median")
+    with pytest.raises(ValueError):
+        P.sequential_sum(torch.ones(2, 2, dtype=torch.float64), "float16")
+    assert P.relative_error(float("inf"), 1.0) == np.inf
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-6), ("bfloat16", 2**-7), ("float16", 2**-10)])
+def test_cpu_and_cuda_agree_within_tolerance(dtype, tol):
+    n = 1_000_000 if dtype != "float16" else 10_000
+    out = P.compare_devices("cuda:0", n, dtype=dtype)
+    for reduction in P.REDUCTIONS:
+        assert out[f"{reduction}_rel_diff"] <= tol
+        assert out[f"{reduction}_device_rel_err"] <= 2 * tol
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_lossviz_reduction_agrees_on_cpu_and_cuda():
+    import lossviz as lv
+
+    mask = lv.mask_from_lengths([3, 50, 700, 4096]).double()
+    losses = P.per_token_losses(mask.numel(), seed=2).reshape(mask.shape).float() * mask.float()
+    names = ["sum", "token_mean", "sample_mean", "seq_mean_token_sum", "constant_norm"]
+    for name in [*names, "padded_mean", "token_sum_norm"]:
+        cpu = lv.reduce(losses, mask.float(), name)
+        gpu = lv.reduce(losses.cuda(), mask.float().cuda(), name).cpu()
+        torch.testing.assert_close(gpu, cpu, rtol=1e-6, atol=0)
