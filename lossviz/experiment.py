@@ -1,0 +1,222 @@
+"""Train the tiny causal LM on a reverse-the-list chat task under several loss reductions ("arms")
+and compare held-out loss and exact-match accuracy per answer-length bucket.
+
+Without options it runs the notebook's default configuration (every arm, 3 seeds, a few seconds per
+run) and prints a table. --out PATH writes the results as JSON; the notebook reads the copy in
+lossviz/data/experiment_results.json, which `python -m lossviz experiment --out
+lossviz/data/experiment_results.json` rewrites from scratch. Bigger runs: --steps, --seeds,
+--arms, --d-model, --n-layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .training import ARMS, ExperimentConfig, run_experiment
+
+__all__ = [
+    "DEFAULT_CACHE",
+    "default_config",
+    "load_results",
+    "save_results",
+    "summarize",
+    "format_table",
+    "add_arguments",
+    "run",
+]
+
+DEFAULT_CACHE = Path(__file__).parent / "data" / "experiment_results.json"
+
+
+def default_config() -> ExperimentConfig:
+    """The configuration the notebook's cached results were produced with."""
+    return ExperimentConfig()
+
+
+def load_results(path: str | Path | None = None) -> dict:
+    """Read cached results (default: the copy shipped in the package)."""
+    path = Path(path) if path is not None else DEFAULT_CACHE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no results at {path}; create them with `python -m lossviz experiment --out {path}`"
+        )
+    return json.loads(path.read_text())
+
+
+def save_results(results: dict, path: str | Path) -> Path:
+    """Write ``results`` as compact JSON (one run per line) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = results["runs"]
+    head = json.dumps({k: v for k, v in results.items() if k != "runs"}, sort_keys=True)
+    lines = ",\n".join(json.dumps(r, sort_keys=True, separators=(",", ":")) for r in runs)
+    path.write_text(head[:-1] + ',\n"runs": [\n' + lines + "\n]}\n")
+    return path
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def summarize(results: dict) -> list[dict]:
+    """One row per (arm, bucket): accuracy and held-out loss as mean, std, min, max over seeds."""
+    rows = []
+    for arm in results["arms"]:
+        runs = [r for r in results["runs"] if r["arm"] == arm]
+        for bucket in results["buckets"]:
+            acc = [r["final"][bucket]["accuracy"] for r in runs]
+            loss = [r["final"][bucket]["loss"] for r in runs]
+            rows.append(
+                {
+                    "arm": arm,
+                    "bucket": bucket,
+                    "seeds": len(runs),
+                    "accuracy": _spread(acc),
+                    "loss": _spread(loss),
+                }
+            )
+    return rows
+
+
+def format_table(results: dict, metric: str = "accuracy") -> str:
+    """A text table, arms x buckets, of ``metric`` ("accuracy" or "loss") as mean ± std over seeds."""
+    if metric not in ("accuracy", "loss"):
+        raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
+    rows = summarize(results)
+    buckets = results["buckets"]
+    width = max(len(a) for a in results["arms"]) + 2
+    lines = [
+        f"{metric} (mean ± std over seeds)".ljust(width) + "".join(f"{b:>16}" for b in buckets)
+    ]
+    for arm in results["arms"]:
+        cells = {r["bucket"]: r[metric] for r in rows if r["arm"] == arm}
+        lines.append(
+            arm.ljust(width)
+            + "".join(f"{cells[b]['mean']:>9.3f} ± {cells[b]['std']:.3f}" for b in buckets)
+        )
+    return "\n".join(lines)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 0,1,2, got {text!r}"
+        ) from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
+    return seeds
+
+
+def _arm_list(text: str) -> tuple[str, ...]:
+    arms = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise argparse.ArgumentTypeError(
+            f"unknown arm(s) {unknown or text!r}; choose from {', '.join(ARMS)}"
+        )
+    return arms
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m lossviz experiment`` (defaults: the notebook's configuration)."""
+    d = default_config()
+    arms_help = "; ".join(f"{a.name}: {a.label}" for a in ARMS.values())
+    parser.add_argument(
+        "--arms",
+        type=_arm_list,
+        default=d.arms,
+        help=f"comma-separated arms to train (default: all). {arms_help}",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_seed_list,
+        default=d.seeds,
+        help="comma-separated seeds; a seed fixes the initial weights and the data order, "
+        f"shared by every arm (default: {','.join(map(str, d.seeds))})",
+    )
+    opts = [
+        ("--steps", _positive_int, "optimizer steps per run"),
+        ("--batch-size", _positive_int, "examples per optimizer step"),
+        ("--micro-batches", _positive_int, "micro-batches G of the gradient-accumulation arms"),
+        (
+            "--lr",
+            _positive_float,
+            "AdamW learning rate (the `sum` arm divides it by the "
+            "typical number of trained tokens per batch)",
+        ),
+        ("--d-model", _positive_int, "model width"),
+        ("--n-layers", _positive_int, "transformer blocks"),
+        ("--n-heads", _positive_int, "attention heads (must divide --d-model)"),
+        ("--eval-per-bucket", _positive_int, "held-out examples per answer-length bucket"),
+        ("--eval-every", _positive_int, "steps between held-out loss measurements"),
+        ("--threads", _positive_int, "torch threads (numbers can depend on it; keep 1 to compare)"),
+    ]
+    for flag, kind, text in opts:
+        name = flag[2:].replace("-", "_")
+        parser.add_argument(
+            flag, type=kind, default=getattr(d, name), help=f"{text} (default: {getattr(d, name)})"
+        )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write the results as JSON here (lossviz/data/experiment_results.json is the "
+        "notebook's cache); without it only the table is printed",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` that parsed options describe (``ValueError`` if inconsistent)."""
+    names = {f.name for f in fields(ExperimentConfig)} - {"task", "vocab_size"}
+    return ExperimentConfig(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, print the accuracy and loss tables, optionally write the JSON; returns the exit status."""
+    try:
+        cfg = config_from_args(args)
+    except ValueError as err:
+        print(f"lossviz experiment: error: {err}", file=sys.stderr)
+        return 2
+    progress = not args.no_progress and sys.stderr.isatty()
+    results = run_experiment(cfg, progress=progress)
+    print(format_table(results, "accuracy"))
+    print()
+    print(format_table(results, "loss"))
+    print(f"\n{len(results['runs'])} runs trained in {results['seconds']} s")
+    if args.out is not None:
+        print(f"wrote {save_results(results, args.out)}")
+    return 0
