@@ -26,6 +26,7 @@ __all__ = [
     "save_results",
     "summarize",
     "format_table",
+    "paired_differences",
     "add_arguments",
     "run",
 ]
@@ -86,6 +87,24 @@ def summarize(results: dict) -> list[dict]:
                 }
             )
     return rows
+
+
+def paired_differences(
+    results: dict,
+    arm: str,
+    reference: str = "token_mean",
+    bucket: str = "long",
+    metric: str = "accuracy",
+) -> dict[int, float]:
+    """Seed -> ``metric(arm) - metric(reference)`` on ``bucket``: both runs saw the same data and init."""
+    by_seed = {}
+    for name in (arm, reference):
+        if name not in results["arms"]:
+            raise ValueError(f"arm {name!r} is not in these results: {list(results['arms'])}")
+    for r in results["runs"]:
+        if r["arm"] in (arm, reference):
+            by_seed.setdefault(r["seed"], {})[r["arm"]] = r["final"][bucket][metric]
+    return {s: round(v[arm] - v[reference], 4) for s, v in sorted(by_seed.items())}
 
 
 def format_table(results: dict, metric: str = "accuracy") -> str:

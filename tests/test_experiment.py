@@ -1,0 +1,122 @@
+import json
+
+import pytest
+
+from lossviz.cli import main
+from lossviz.experiment import (
+    DEFAULT_CACHE,
+    default_config,
+    format_table,
+    load_results,
+    paired_differences,
+    summarize,
+)
+from lossviz.training import ARMS, _threads, train_arm
+
+
+@pytest.fixture(scope="module")
+def cached():
+    return load_results()
+
+
+def test_cache_was_made_by_the_default_config(cached):
+    assert cached["config"] == json.loads(json.dumps(default_config().to_dict()))
+    assert DEFAULT_CACHE.stat().st_size < 200_000
+    cfg = default_config()
+    assert sorted((r["arm"], r["seed"]) for r in cached["runs"]) == sorted(
+        (a, s) for a in cfg.arms for s in cfg.seeds
+    )
+    assert all(len(r["train_loss"]) == cfg.steps for r in cached["runs"])
+
+
+def test_cache_matches_what_the_current_code_trains(cached):
+    """Re-train one cached run (token mean, seed 0) from scratch: same numbers, digit for digit."""
+    cfg = default_config()
+    with _threads(cfg.threads):
+        fresh = train_arm(ARMS["token_mean"], 0, cfg)
+    old = next(r for r in cached["runs"] if r["arm"] == "token_mean" and r["seed"] == 0)
+    for key in ("train_loss", "eval_steps", "eval_loss", "final"):
+        assert fresh[key] == old[key], key
+
+
+def test_summary_and_table(cached):
+    rows = summarize(cached)
+    assert len(rows) == len(cached["arms"]) * len(cached["buckets"])
+    for row in rows:
+        acc = row["accuracy"]
+        assert 0 <= acc["min"] <= acc["mean"] <= acc["max"] <= 1 and acc["std"] >= 0
+    table = format_table(cached, "loss")
+    assert table.count("\n") == len(cached["arms"]) and "±" in table
+    with pytest.raises(ValueError, match="metric"):
+        format_table(cached, "f1")
+
+
+def test_paired_differences_by_hand():
+    fake = {
+        "arms": {"token_mean": {}, "sample_mean": {}},
+        "runs": [
+            {"arm": "token_mean", "seed": 0, "final": {"long": {"accuracy": 0.5}}},
+            {"arm": "sample_mean", "seed": 0, "final": {"long": {"accuracy": 0.25}}},
+            {"arm": "token_mean", "seed": 1, "final": {"long": {"accuracy": 0.75}}},
+            {"arm": "sample_mean", "seed": 1, "final": {"long": {"accuracy": 1.0}}},
+        ],
+    }
+    assert paired_differences(fake, "sample_mean") == {0: -0.25, 1: 0.25}
+    with pytest.raises(ValueError, match="not in these results"):
+        paired_differences(fake, "sum")
+
+
+def test_cli_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--steps", "--seeds", "--arms", "--d-model", "--out", "--lr", "--no-progress"):
+        assert flag in out
+    assert all(name in out for name in ARMS)
+
+
+def test_cli_tiny_run_writes_json(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    argv = "experiment --steps 3 --seeds 0,1 --arms token_mean,ga_naive --eval-per-bucket 2"
+    argv += f" --eval-every 2 --d-model 16 --n-layers 1 --no-progress --out {out}"
+    assert main(argv.split()) == 0
+    printed = capsys.readouterr().out
+    assert "ga_naive" in printed and "4 runs" in printed
+    results = load_results(out)
+    assert results["config"]["steps"] == 3 and results["config"]["d_model"] == 16
+    assert {(r["arm"], r["seed"]) for r in results["runs"]} == {
+        ("token_mean", 0),
+        ("token_mean", 1),
+        ("ga_naive", 0),
+        ("ga_naive", 1),
+    }
+    assert results["runs"][0]["eval_steps"] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        ("--steps 0", "positive integer"),
+        ("--steps many", "positive integer"),
+        ("--arms token_mean,median", "unknown arm"),
+        ("--seeds 0,0", "distinct"),
+        ("--seeds a,b", "comma-separated"),
+        ("--lr -1", "positive"),
+    ],
+)
+def test_cli_bad_input_is_a_clear_usage_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", *argv.split()])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_inconsistent_options_exit_2(capsys):
+    assert main("experiment --batch-size 10 --micro-batches 4".split()) == 2
+    assert "divisible" in capsys.readouterr().err
+
+
+def test_missing_cache_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m lossviz experiment --out"):
+        load_results(tmp_path / "none.json")
