@@ -55,3 +55,6 @@ __all__ = [
 # -- devices, precision and RL --
 
 # -- experiment --
+from .training import ExperimentConfig, run_experiment  # noqa: E402
+
+__all__ += ["ExperimentConfig", "run_experiment"]

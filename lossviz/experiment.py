@@ -54,8 +54,8 @@ def save_results(results: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     runs = results["runs"]
-    head = json.dumps({k: v for k, v in results.items() if k != "runs"}, sort_keys=True)
-    lines = ",\n".join(json.dumps(r, sort_keys=True, separators=(",", ":")) for r in runs)
+    head = json.dumps({k: v for k, v in results.items() if k != "runs"})
+    lines = ",\n".join(json.dumps(r, separators=(",", ":")) for r in runs)
     path.write_text(head[:-1] + ',\n"runs": [\n' + lines + "\n]}\n")
     return path
 
@@ -72,7 +72,7 @@ def _spread(values: list[float]) -> dict[str, float]:
 def summarize(results: dict) -> list[dict]:
     """One row per (arm, bucket): accuracy and held-out loss as mean, std, min, max over seeds."""
     rows = []
-    for arm in results["arms"]:
+    for arm in results["config"]["arms"]:
         runs = [r for r in results["runs"] if r["arm"] == arm]
         for bucket in results["buckets"]:
             acc = [r["final"][bucket]["accuracy"] for r in runs]
@@ -113,11 +113,12 @@ def format_table(results: dict, metric: str = "accuracy") -> str:
         raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
     rows = summarize(results)
     buckets = results["buckets"]
-    width = max(len(a) for a in results["arms"]) + 2
+    arms = results["config"]["arms"]
+    width = max(len(a) for a in arms) + 2
     lines = [
         f"{metric} (mean ± std over seeds)".ljust(width) + "".join(f"{b:>16}" for b in buckets)
     ]
-    for arm in results["arms"]:
+    for arm in arms:
         cells = {r["bucket"]: r[metric] for r in rows if r["arm"] == arm}
         lines.append(
             arm.ljust(width)

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
-from tqdm.auto import tqdm
 
 from .cross_entropy import token_losses
 from .model import TinyCausalLM, TinyConfig
@@ -289,6 +288,8 @@ def run_experiment(cfg: ExperimentConfig | None = None, progress: bool = False) 
 
     ``progress=True`` shows a tqdm bar over all training steps (leave it off in tests).
     """
+    from tqdm.auto import tqdm  # imported here: only training needs it
+
     cfg = cfg or ExperimentConfig()
     held_out = balanced_examples(cfg.eval_per_bucket, EVAL_SEED, cfg.task)
     runs = []

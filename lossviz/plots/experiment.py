@@ -30,7 +30,7 @@ ARM_COLORS = {
 
 
 def _arms(results: dict, arms: Sequence[str] | None) -> list[str]:
-    chosen = list(results["arms"]) if arms is None else list(arms)
+    chosen = list(results["config"]["arms"]) if arms is None else list(arms)
     unknown = [a for a in chosen if a not in results["arms"]]
     if unknown or not chosen:
         raise ValueError(f"arms {unknown or chosen} not in these results: {list(results['arms'])}")
@@ -48,7 +48,8 @@ def _bars(ax, results: dict, arms: list[str], metric: str) -> None:
         per_seed = np.array([[r["final"][b][metric] for b in buckets] for r in _runs(results, arm)])
         x = np.arange(len(buckets)) + (i - (len(arms) - 1) / 2) * width
         color = ARM_COLORS.get(arm, f"C{i}")
-        ax.bar(x, per_seed.mean(axis=0), width, color=color, alpha=0.75, label=arm)
+        label = results["arms"][arm].get("label", arm)
+        ax.bar(x, per_seed.mean(axis=0), width, color=color, alpha=0.75, label=label)
         for row in per_seed:  # every seed as a dot: the spread is part of the result
             ax.plot(x, row, "o", ms=2.5, color="black", alpha=0.6)
     ax.set_xticks(np.arange(len(buckets)), [_bucket_label(results, b) for b in buckets])
@@ -79,7 +80,7 @@ def metric_by_length(
     else:
         ax.set_ylabel("held-out loss per answer token")
         ax.set_yscale("log")
-    ax.legend(fontsize=7, ncols=2, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
@@ -128,7 +129,7 @@ def experiment_figure(results: dict) -> Figure:
     """The README figure: exact-match accuracy per answer length for every arm, seeds as dots."""
     arms = _arms(results, None)
     cfg = results["config"]
-    fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(9.5, 3.6), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     _bars(ax, results, arms, "accuracy")
     ax.set_ylim(0, 1.05)
@@ -138,5 +139,5 @@ def experiment_figure(results: dict) -> Figure:
         f"({cfg['steps']} steps, {len(cfg['seeds'])} seeds; bars = mean, dots = seeds)",
         fontsize=9,
     )
-    ax.legend(fontsize=7, ncols=4, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
