@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from dataclasses import fields
@@ -27,6 +28,7 @@ __all__ = [
     "summarize",
     "format_table",
     "paired_differences",
+    "sign_test",
     "add_arguments",
     "run",
 ]
@@ -105,6 +107,19 @@ def paired_differences(
         if r["arm"] in (arm, reference):
             by_seed.setdefault(r["seed"], {})[r["arm"]] = r["final"][bucket][metric]
     return {s: round(v[arm] - v[reference], 4) for s, v in sorted(by_seed.items())}
+
+
+def sign_test(differences) -> float:
+    """Two-sided exact sign test: ``P(a split at least this uneven | + and - equally likely)``.
+
+    Zeros are dropped; with ``n`` non-zero differences of which ``k`` are the rarer sign,
+    ``p = min(1, 2 * sum_{i <= k} C(n, i) / 2^n)``.
+    """
+    signs = [d > 0 for d in differences if d != 0]
+    n, k = len(signs), min(sum(signs), len(signs) - sum(signs))
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
 def format_table(results: dict, metric: str = "accuracy") -> str:

@@ -9,6 +9,7 @@ from lossviz.experiment import (
     format_table,
     load_results,
     paired_differences,
+    sign_test,
     summarize,
 )
 from lossviz.training import ARMS, _threads, train_arm
@@ -120,3 +121,10 @@ def test_cli_inconsistent_options_exit_2(capsys):
 def test_missing_cache_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m lossviz experiment --out"):
         load_results(tmp_path / "none.json")
+
+
+def test_sign_test_by_hand():
+    assert sign_test([-1, -2, 3]) == 1.0  # 2 * (1 + 3) / 8 capped at 1
+    assert sign_test([-1] * 7 + [1] * 2 + [0]) == pytest.approx(2 * (1 + 9 + 36) / 512)
+    assert sign_test([1] * 10) == pytest.approx(2 / 1024)
+    assert sign_test([0, 0]) == 1.0
