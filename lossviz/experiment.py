@@ -18,6 +18,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .tasks import Bucket, TaskConfig
 from .training import ARMS, ExperimentConfig, run_experiment
 
 __all__ = [
@@ -27,7 +28,10 @@ __all__ = [
     "save_results",
     "summarize",
     "format_table",
+    "config_of",
+    "final_values",
     "paired_differences",
+    "paired_summary",
     "sign_test",
     "add_arguments",
     "run",
@@ -49,6 +53,27 @@ def load_results(path: str | Path | None = None) -> dict:
             f"no results at {path}; create them with `python -m lossviz experiment --out {path}`"
         )
     return json.loads(path.read_text())
+
+
+def config_of(results: dict) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` stored in ``results`` (lists back to tuples)."""
+    stored = dict(results["config"])
+    task = dict(stored.pop("task"))
+    buckets = tuple(
+        Bucket(b["name"], tuple(b["answer"]), tuple(b["context"]), b["share"])
+        for b in task.pop("buckets")
+    )
+    task = TaskConfig(
+        buckets=buckets, **{k: tuple(v) if isinstance(v, list) else v for k, v in task.items()}
+    )
+    return ExperimentConfig(
+        task=task, **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+    )
+
+
+def final_values(results: dict, arm: str, bucket: str, metric: str = "accuracy") -> list[float]:
+    """Final ``metric`` of ``arm`` on ``bucket``, one value per seed (in the order the runs ran)."""
+    return [r["final"][bucket][metric] for r in results["runs"] if r["arm"] == arm]
 
 
 def save_results(results: dict, path: str | Path) -> Path:
@@ -120,6 +145,23 @@ def sign_test(differences) -> float:
     if n == 0:
         return 1.0
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def paired_summary(
+    results: dict,
+    arm: str,
+    reference: str = "token_mean",
+    bucket: str = "long",
+    metric: str = "accuracy",
+) -> dict[str, float]:
+    """Mean paired difference ``arm - reference``, seeds worse / better, and the sign test's p."""
+    d = list(paired_differences(results, arm, reference, bucket, metric).values())
+    return {
+        "mean": round(statistics.fmean(d), 4),
+        "worse": sum(x < 0 for x in d),
+        "better": sum(x > 0 for x in d),
+        "p": sign_test(d),
+    }
 
 
 def format_table(results: dict, metric: str = "accuracy") -> str:
@@ -251,7 +293,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results, "accuracy"))
     print()
     print(format_table(results, "loss"))
-    print(f"\n{len(results['runs'])} runs trained in {results['seconds']} s")
+    print(
+        f"\n{len(results['runs'])} runs trained in {results['seconds']} s wall clock, "
+        f"{results['cpu_seconds']} s of CPU time ({cfg.threads} thread(s))"
+    )
     if args.out is not None:
         print(f"wrote {save_results(results, args.out)}")
     return 0

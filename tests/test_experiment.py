@@ -5,10 +5,13 @@ import pytest
 from lossviz.cli import main
 from lossviz.experiment import (
     DEFAULT_CACHE,
+    config_of,
     default_config,
+    final_values,
     format_table,
     load_results,
     paired_differences,
+    paired_summary,
     sign_test,
     summarize,
 )
@@ -128,3 +131,68 @@ def test_sign_test_by_hand():
     assert sign_test([-1] * 7 + [1] * 2 + [0]) == pytest.approx(2 * (1 + 9 + 36) / 512)
     assert sign_test([1] * 10) == pytest.approx(2 / 1024)
     assert sign_test([0, 0]) == 1.0
+
+
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        ("experiment_results_10seeds.json", {"seeds": list(range(10))}),
+        (
+            "experiment_results_240steps.json",
+            {
+                "steps": 240,
+                "eval_every": 20,
+                "arms": ["token_mean", "sample_mean", "ga_naive", "prompt_weight"],
+            },
+        ),
+    ],
+)
+def test_extra_caches_differ_from_the_default_only_where_stated(name, overrides):
+    path = DEFAULT_CACHE.with_name(name)
+    assert path.stat().st_size < 200_000
+    expected = {**json.loads(json.dumps(default_config().to_dict())), **overrides}
+    assert load_results(path)["config"] == expected
+
+
+def test_the_notebooks_claims_hold_in_the_ten_seed_cache():
+    more = load_results(DEFAULT_CACHE.with_name("experiment_results_10seeds.json"))
+    # sum with lr / tokens-per-batch under AdamW: far behind in every seed and bucket
+    assert all(
+        r["final"][b]["accuracy"] < 0.3
+        for r in more["runs"]
+        if r["arm"] == "sum"
+        for b in r["final"]
+    )
+    # global accumulation = token mean (same gradients up to rounding)
+    assert all(v == 0 for v in paired_differences(more, "ga_global").values())
+    # sample mean: behind on long answers in most seeds, but not beyond chance
+    d = list(paired_differences(more, "sample_mean").values())
+    assert sum(x < 0 for x in d) > sum(x > 0 for x in d) and sign_test(d) > 0.05
+
+
+def test_config_of_rebuilds_the_stored_config(cached):
+    assert config_of(cached) == default_config()
+    assert len(final_values(cached, "sum", "long")) == len(default_config().seeds)
+
+
+def test_paired_summary_by_hand():
+    fake = {
+        "arms": {"token_mean": {}, "sample_mean": {}},
+        "runs": [
+            {"arm": a, "seed": s, "final": {"long": {"accuracy": v}}}
+            for a, s, v in [
+                ("token_mean", 0, 0.5),
+                ("sample_mean", 0, 0.25),
+                ("token_mean", 1, 0.5),
+                ("sample_mean", 1, 0.25),
+                ("token_mean", 2, 0.5),
+                ("sample_mean", 2, 0.75),
+            ]
+        ],
+    }
+    assert paired_summary(fake, "sample_mean") == {
+        "mean": pytest.approx(-0.25 / 3, abs=1e-4),
+        "worse": 2,
+        "better": 1,
+        "p": 1.0,
+    }
