@@ -32,11 +32,13 @@ __all__ = [
     "balanced_examples",
     "collate",
     "exact_match",
+    "to_text",
 ]
 
 PAD, BOS, SEP, EOS, COPY, REVERSE = 0, 1, 2, 3, 4, 5
 FIRST_SYMBOL = 6
 OPS = {"copy": COPY, "reverse": REVERSE}
+_NAMES = {PAD: "·", BOS: "<s>", SEP: "|", EOS: "</s>", COPY: "COPY", REVERSE: "REV"}
 
 
 @dataclass(frozen=True)
@@ -176,3 +178,11 @@ def exact_match(generated: Sequence[int], target: Sequence[int]) -> bool:
     generated = list(generated)
     end = generated.index(EOS) + 1 if EOS in generated else len(generated)
     return generated[:end] == list(target)
+
+
+def to_text(ids: Sequence[int]) -> str:
+    """Token ids as readable text: special tokens by name, symbols as letters ``a, b, ...``."""
+    return " ".join(
+        _NAMES.get(t) or (chr(ord("a") + t - FIRST_SYMBOL) if t - FIRST_SYMBOL < 26 else f"s{t}")
+        for t in ids
+    )

@@ -22,6 +22,7 @@ from lossviz.tasks import (
     exact_match,
     make_example,
     sample_examples,
+    to_text,
 )
 
 
@@ -117,3 +118,8 @@ def lv_model():
 
     cfg = TaskConfig()
     return TinyCausalLM(TinyConfig(vocab_size=cfg.vocab_size, max_len=cfg.max_length))
+
+
+def test_to_text_by_hand():
+    assert to_text([BOS, 9, REVERSE, 6, 7, SEP, 7, 6, EOS, PAD]) == "<s> d REV a b | b a </s> ·"
+    assert to_text([COPY, FIRST_SYMBOL + 30]) == "COPY s36"

@@ -7,6 +7,7 @@ from lossviz.tasks import EOS, TaskConfig, balanced_examples, sample_examples
 from lossviz.training import (
     ARMS,
     ExperimentConfig,
+    _training_batches,
     batch_loss,
     greedy_decode,
     run_experiment,
@@ -122,3 +123,10 @@ def test_vocab_size_reaches_the_task():
     assert cfg.task.vocab_size == 20 and cfg.model_config(0).vocab_size == 20
     assert cfg.task == TaskConfig(vocab_size=20)
     assert EOS < cfg.vocab_size
+
+
+def test_seed_s_trains_on_the_stream_of_seed_1000_plus_s():
+    cfg = ExperimentConfig(steps=2)
+    batches = _training_batches(cfg, 0)
+    assert batches[0] == sample_examples(cfg.batch_size, 1000, cfg.task)
+    assert batches[0] + batches[1] == sample_examples(2 * cfg.batch_size, 1000, cfg.task)
