@@ -196,3 +196,10 @@ def test_paired_summary_by_hand():
         "better": 1,
         "p": 1.0,
     }
+
+
+def test_the_notebooks_claims_hold_in_the_240_step_cache():
+    longer = load_results(DEFAULT_CACHE.with_name("experiment_results_240steps.json"))
+    mean = {a: sum(final_values(longer, a, "long")) / 3 for a in longer["config"]["arms"]}
+    assert min(mean["token_mean"], mean["sample_mean"], mean["ga_naive"]) > 0.99
+    assert mean["prompt_weight"] < 0.95
