@@ -130,3 +130,12 @@ def test_seed_s_trains_on_the_stream_of_seed_1000_plus_s():
     batches = _training_batches(cfg, 0)
     assert batches[0] == sample_examples(cfg.batch_size, 1000, cfg.task)
     assert batches[0] + batches[1] == sample_examples(2 * cfg.batch_size, 1000, cfg.task)
+
+
+def test_progress_bar_reports_on_stderr(capsys):
+    cfg = ExperimentConfig(arms=("token_mean",), seeds=(0,), steps=2, eval_per_bucket=1)
+    run_experiment(cfg, progress=True)
+    err = capsys.readouterr().err
+    assert "training" in err and "2/2" in err
+    run_experiment(cfg, progress=False)
+    assert capsys.readouterr().err == ""
