@@ -71,7 +71,7 @@ def metric_by_length(
     if metric not in ("accuracy", "loss"):
         raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
     arms = _arms(results, arms)
-    fig = Figure(figsize=(7.5, 3.4), dpi=80, layout="constrained")
+    fig = Figure(figsize=(8.2, 3.4), dpi=80, layout="constrained")
     ax = fig.add_subplot()
     _bars(ax, results, arms, metric)
     if metric == "accuracy":
