@@ -15,10 +15,10 @@ import json
 import math
 import statistics
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
-from .tasks import Bucket, TaskConfig
+from .tasks import OPS, Bucket, TaskConfig
 from .training import ARMS, ExperimentConfig, run_experiment
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "summarize",
     "format_table",
     "config_of",
+    "config_from_args",
     "final_values",
     "paired_differences",
     "paired_summary",
@@ -226,6 +227,15 @@ def _arm_list(text: str) -> tuple[str, ...]:
     return arms
 
 
+def _op_list(text: str) -> tuple[str, ...]:
+    ops = tuple(o.strip() for o in text.split(",") if o.strip())
+    if not ops or any(o not in OPS for o in ops) or len(set(ops)) != len(ops):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct tasks from {', '.join(sorted(OPS))}, got {text!r}"
+        )
+    return ops
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m lossviz experiment`` (defaults: the notebook's configuration)."""
     d = default_config()
@@ -266,6 +276,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             flag, type=kind, default=getattr(d, name), help=f"{text} (default: {getattr(d, name)})"
         )
     parser.add_argument(
+        "--ops",
+        type=_op_list,
+        default=d.task.ops,
+        help="comma-separated tasks the examples are drawn from: reverse, copy "
+        f"(default: {','.join(d.task.ops)}; copy needs more steps to learn)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -278,7 +295,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """The :class:`ExperimentConfig` that parsed options describe (``ValueError`` if inconsistent)."""
     names = {f.name for f in fields(ExperimentConfig)} - {"task", "vocab_size"}
-    return ExperimentConfig(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+    kwargs = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    if getattr(args, "ops", None) is not None:
+        kwargs["task"] = replace(TaskConfig(), ops=tuple(args.ops))
+    return ExperimentConfig(**kwargs)
 
 
 def run(args: argparse.Namespace) -> int:

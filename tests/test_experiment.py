@@ -15,7 +15,7 @@ from lossviz.experiment import (
     sign_test,
     summarize,
 )
-from lossviz.training import ARMS, _threads, train_arm
+from lossviz.training import ARMS, ExperimentConfig, _threads, train_arm
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +83,15 @@ def test_cli_help_lists_every_option(capsys):
 def test_cli_tiny_run_writes_json(tmp_path, capsys):
     out = tmp_path / "r.json"
     argv = "experiment --steps 3 --seeds 0,1 --arms token_mean,ga_naive --eval-per-bucket 2"
-    argv += f" --eval-every 2 --d-model 16 --n-layers 1 --no-progress --out {out}"
+    argv += (
+        f" --eval-every 2 --d-model 16 --n-layers 1 --ops reverse,copy --no-progress --out {out}"
+    )
     assert main(argv.split()) == 0
     printed = capsys.readouterr().out
     assert "ga_naive" in printed and "4 runs" in printed
     results = load_results(out)
     assert results["config"]["steps"] == 3 and results["config"]["d_model"] == 16
+    assert results["config"]["task"]["ops"] == ["reverse", "copy"]
     assert {(r["arm"], r["seed"]) for r in results["runs"]} == {
         ("token_mean", 0),
         ("token_mean", 1),
@@ -107,6 +110,7 @@ def test_cli_tiny_run_writes_json(tmp_path, capsys):
         ("--seeds 0,0", "distinct"),
         ("--seeds a,b", "comma-separated"),
         ("--lr -1", "positive"),
+        ("--ops sort", "expected distinct tasks"),
     ],
 )
 def test_cli_bad_input_is_a_clear_usage_error(argv, message, capsys):
@@ -203,3 +207,15 @@ def test_the_notebooks_claims_hold_in_the_240_step_cache():
     mean = {a: sum(final_values(longer, a, "long")) / 3 for a in longer["config"]["arms"]}
     assert min(mean["token_mean"], mean["sample_mean"], mean["ga_naive"]) > 0.99
     assert mean["prompt_weight"] < 0.95
+
+
+def test_cli_without_options_is_the_default_config():
+    import argparse
+
+    from lossviz.experiment import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args([])) == default_config()
+    args = parser.parse_args("--steps 5 --seeds 3,4 --arms sum".split())
+    assert config_from_args(args) == ExperimentConfig(steps=5, seeds=(3, 4), arms=("sum",))
