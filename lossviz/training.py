@@ -60,6 +60,12 @@ class Arm:
     prompt_weight: float = 0.0
     lr_per_token: bool = False  # lr / (typical trained tokens per batch), as advised for `sum`
 
+    def __post_init__(self) -> None:
+        if self.accumulation not in ACCUMULATIONS:
+            raise ValueError(
+                f"accumulation must be one of {ACCUMULATIONS}, got {self.accumulation!r}"
+            )
+
 
 ARMS: dict[str, Arm] = {
     a.name: a
@@ -163,9 +169,11 @@ def batch_loss(
         size = len(ordered) // micro_batches
         chunks = [ordered[i * size : (i + 1) * size] for i in range(micro_batches)]
     batches = [collate(c, arm.prompt_weight, prompt_length) for c in chunks]
+    # what is logged is the same for every arm: the mean loss of answer tokens
+    answers = [collate(c, 0.0, prompt_length)[2] for c in chunks] if arm.prompt_weight else None
     total_tokens = sum(float(m.sum()) for _, _, m, _ in batches)
     logged, response_tokens = 0.0, 0.0
-    for ids, labels, mask, sids in batches:
+    for k, (ids, labels, mask, sids) in enumerate(batches):
         losses = token_losses(model(ids, sample_ids=sids), labels, shift=True)
         if arm.accumulation == "naive":
             loss = reduce(losses, mask, "token_mean") / len(batches)
@@ -174,7 +182,7 @@ def batch_loss(
         else:
             loss = reduce(losses, mask, arm.reduction)
         loss.backward()
-        response = (mask == 1.0).float()
+        response = mask if answers is None else answers[k]
         logged += float((losses.detach() * response).sum())
         response_tokens += float(response.sum())
     return torch.tensor(logged / response_tokens)

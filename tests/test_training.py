@@ -139,3 +139,21 @@ def test_progress_bar_reports_on_stderr(capsys):
     assert "training" in err and "2/2" in err
     run_experiment(cfg, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_arm_rejects_an_unknown_accumulation():
+    from lossviz.training import Arm
+
+    with pytest.raises(ValueError, match="accumulation"):
+        Arm("x", "x", accumulation="sometimes")
+
+
+def test_logged_loss_is_the_answer_token_mean_for_every_arm():
+    cfg = ExperimentConfig()
+    examples = sample_examples(16, 9, cfg.task)
+    logged = []
+    for name in ("token_mean", "prompt_weight", "ga_naive"):
+        model = TinyCausalLM(cfg.model_config(0))
+        logged.append(float(batch_loss(model, examples, ARMS[name], 4, cfg.task.max_prompt)))
+    assert logged[1] == pytest.approx(logged[0], rel=1e-5)
+    assert logged[2] == pytest.approx(logged[0], rel=1e-5)
