@@ -33,12 +33,13 @@ def test_cache_was_made_by_the_default_config(cached):
     assert all(len(r["train_loss"]) == cfg.steps for r in cached["runs"])
 
 
-def test_cache_matches_what_the_current_code_trains(cached):
-    """Re-train one cached run (token mean, seed 0) from scratch: same numbers, digit for digit."""
+@pytest.mark.parametrize("arm,seed", [("token_mean", 0), ("ga_naive", 2)])
+def test_cache_matches_what_the_current_code_trains(cached, arm, seed):
+    """Re-train cached runs from scratch: the same numbers, digit for digit."""
     cfg = default_config()
     with _threads(cfg.threads):
-        fresh = train_arm(ARMS["token_mean"], 0, cfg)
-    old = next(r for r in cached["runs"] if r["arm"] == "token_mean" and r["seed"] == 0)
+        fresh = train_arm(ARMS[arm], seed, cfg)
+    old = next(r for r in cached["runs"] if r["arm"] == arm and r["seed"] == seed)
     for key in ("train_loss", "eval_steps", "eval_loss", "final"):
         assert fresh[key] == old[key], key
 
