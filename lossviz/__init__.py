@@ -91,3 +91,6 @@ from . import precision, rl  # noqa: E402
 __all__ += ["precision", "rl"]
 
 # -- experiment --
+from .training import ExperimentConfig, run_experiment  # noqa: E402
+
+__all__ += ["ExperimentConfig", "run_experiment"]

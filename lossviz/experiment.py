@@ -1,0 +1,322 @@
+"""Train the tiny causal LM on a reverse-the-list chat task under several loss reductions ("arms")
+and compare held-out loss and exact-match accuracy per answer-length bucket.
+
+Without options it runs the notebook's default configuration (every arm, 3 seeds, a few seconds per
+run) and prints a table. --out PATH writes the results as JSON; the notebook reads the copy in
+lossviz/data/experiment_results.json, which `python -m lossviz experiment --out
+lossviz/data/experiment_results.json` rewrites from scratch. Bigger runs: --steps, --seeds,
+--arms, --d-model, --n-layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+from .tasks import OPS, Bucket, TaskConfig
+from .training import ARMS, ExperimentConfig, run_experiment
+
+__all__ = [
+    "DEFAULT_CACHE",
+    "default_config",
+    "load_results",
+    "save_results",
+    "summarize",
+    "format_table",
+    "config_of",
+    "config_from_args",
+    "final_values",
+    "paired_differences",
+    "paired_summary",
+    "sign_test",
+    "add_arguments",
+    "run",
+]
+
+DEFAULT_CACHE = Path(__file__).parent / "data" / "experiment_results.json"
+
+
+def default_config() -> ExperimentConfig:
+    """The configuration the notebook's cached results were produced with."""
+    return ExperimentConfig()
+
+
+def load_results(path: str | Path | None = None) -> dict:
+    """Read cached results (default: the copy shipped in the package)."""
+    path = Path(path) if path is not None else DEFAULT_CACHE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no results at {path}; create them with `python -m lossviz experiment --out {path}`"
+        )
+    return json.loads(path.read_text())
+
+
+def config_of(results: dict) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` stored in ``results`` (lists back to tuples)."""
+    stored = dict(results["config"])
+    task = dict(stored.pop("task"))
+    buckets = tuple(
+        Bucket(b["name"], tuple(b["answer"]), tuple(b["context"]), b["share"])
+        for b in task.pop("buckets")
+    )
+    task = TaskConfig(
+        buckets=buckets, **{k: tuple(v) if isinstance(v, list) else v for k, v in task.items()}
+    )
+    return ExperimentConfig(
+        task=task, **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+    )
+
+
+def final_values(results: dict, arm: str, bucket: str, metric: str = "accuracy") -> list[float]:
+    """Final ``metric`` of ``arm`` on ``bucket``, one value per seed (in the order the runs ran)."""
+    return [r["final"][bucket][metric] for r in results["runs"] if r["arm"] == arm]
+
+
+def save_results(results: dict, path: str | Path) -> Path:
+    """Write ``results`` as compact JSON (one run per line) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = results["runs"]
+    head = json.dumps({k: v for k, v in results.items() if k != "runs"})
+    lines = ",\n".join(json.dumps(r, separators=(",", ":")) for r in runs)
+    path.write_text(head[:-1] + ',\n"runs": [\n' + lines + "\n]}\n")
+    return path
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def summarize(results: dict) -> list[dict]:
+    """One row per (arm, bucket): accuracy and held-out loss as mean, std, min, max over seeds."""
+    rows = []
+    for arm in results["config"]["arms"]:
+        runs = [r for r in results["runs"] if r["arm"] == arm]
+        for bucket in results["buckets"]:
+            acc = [r["final"][bucket]["accuracy"] for r in runs]
+            loss = [r["final"][bucket]["loss"] for r in runs]
+            rows.append(
+                {
+                    "arm": arm,
+                    "bucket": bucket,
+                    "seeds": len(runs),
+                    "accuracy": _spread(acc),
+                    "loss": _spread(loss),
+                }
+            )
+    return rows
+
+
+def paired_differences(
+    results: dict,
+    arm: str,
+    reference: str = "token_mean",
+    bucket: str = "long",
+    metric: str = "accuracy",
+) -> dict[int, float]:
+    """Seed -> ``metric(arm) - metric(reference)`` on ``bucket``: both runs saw the same data and init."""
+    by_seed = {}
+    for name in (arm, reference):
+        if name not in results["arms"]:
+            raise ValueError(f"arm {name!r} is not in these results: {list(results['arms'])}")
+    for r in results["runs"]:
+        if r["arm"] in (arm, reference):
+            by_seed.setdefault(r["seed"], {})[r["arm"]] = r["final"][bucket][metric]
+    return {s: round(v[arm] - v[reference], 4) for s, v in sorted(by_seed.items())}
+
+
+def sign_test(differences) -> float:
+    """Two-sided exact sign test: ``P(a split at least this uneven | + and - equally likely)``.
+
+    Zeros are dropped; with ``n`` non-zero differences of which ``k`` are the rarer sign,
+    ``p = min(1, 2 * sum_{i <= k} C(n, i) / 2^n)``.
+    """
+    signs = [d > 0 for d in differences if d != 0]
+    n, k = len(signs), min(sum(signs), len(signs) - sum(signs))
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def paired_summary(
+    results: dict,
+    arm: str,
+    reference: str = "token_mean",
+    bucket: str = "long",
+    metric: str = "accuracy",
+) -> dict[str, float]:
+    """Mean paired difference ``arm - reference``, seeds worse / better, and the sign test's p."""
+    d = list(paired_differences(results, arm, reference, bucket, metric).values())
+    return {
+        "mean": round(statistics.fmean(d), 4),
+        "worse": sum(x < 0 for x in d),
+        "better": sum(x > 0 for x in d),
+        "p": sign_test(d),
+    }
+
+
+def format_table(results: dict, metric: str = "accuracy") -> str:
+    """A text table, arms x buckets, of ``metric`` ("accuracy" or "loss") as mean ± std over seeds."""
+    if metric not in ("accuracy", "loss"):
+        raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
+    rows = summarize(results)
+    buckets = results["buckets"]
+    arms = results["config"]["arms"]
+    width = max(len(a) for a in arms) + 2
+    lines = [
+        f"{metric} (mean ± std over seeds)".ljust(width) + "".join(f"{b:>16}" for b in buckets)
+    ]
+    for arm in arms:
+        cells = {r["bucket"]: r[metric] for r in rows if r["arm"] == arm}
+        lines.append(
+            arm.ljust(width)
+            + "".join(f"{cells[b]['mean']:>9.3f} ± {cells[b]['std']:.3f}" for b in buckets)
+        )
+    return "\n".join(lines)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 0,1,2, got {text!r}"
+        ) from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
+    return seeds
+
+
+def _arm_list(text: str) -> tuple[str, ...]:
+    arms = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise argparse.ArgumentTypeError(
+            f"unknown arm(s) {unknown or text!r}; choose from {', '.join(ARMS)}"
+        )
+    return arms
+
+
+def _op_list(text: str) -> tuple[str, ...]:
+    ops = tuple(o.strip() for o in text.split(",") if o.strip())
+    if not ops or any(o not in OPS for o in ops) or len(set(ops)) != len(ops):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct tasks from {', '.join(sorted(OPS))}, got {text!r}"
+        )
+    return ops
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m lossviz experiment`` (defaults: the notebook's configuration)."""
+    d = default_config()
+    arms_help = "; ".join(f"{a.name}: {a.label}" for a in ARMS.values())
+    parser.add_argument(
+        "--arms",
+        type=_arm_list,
+        default=d.arms,
+        help=f"comma-separated arms to train (default: all). {arms_help}",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_seed_list,
+        default=d.seeds,
+        help="comma-separated seeds; a seed fixes the initial weights and the data order, "
+        f"shared by every arm (default: {','.join(map(str, d.seeds))})",
+    )
+    opts = [
+        ("--steps", _positive_int, "optimizer steps per run"),
+        ("--batch-size", _positive_int, "examples per optimizer step"),
+        ("--micro-batches", _positive_int, "micro-batches G of the gradient-accumulation arms"),
+        (
+            "--lr",
+            _positive_float,
+            "AdamW learning rate (the `sum` arm divides it by the "
+            "typical number of trained tokens per batch)",
+        ),
+        ("--d-model", _positive_int, "model width"),
+        ("--n-layers", _positive_int, "transformer blocks"),
+        ("--n-heads", _positive_int, "attention heads (must divide --d-model)"),
+        ("--eval-per-bucket", _positive_int, "held-out examples per answer-length bucket"),
+        ("--eval-every", _positive_int, "steps between held-out loss measurements"),
+        ("--threads", _positive_int, "torch threads (numbers can depend on it; keep 1 to compare)"),
+    ]
+    for flag, kind, text in opts:
+        name = flag[2:].replace("-", "_")
+        parser.add_argument(
+            flag, type=kind, default=getattr(d, name), help=f"{text} (default: {getattr(d, name)})"
+        )
+    parser.add_argument(
+        "--ops",
+        type=_op_list,
+        default=d.task.ops,
+        help="comma-separated tasks the examples are drawn from: reverse, copy "
+        f"(default: {','.join(d.task.ops)}; copy needs more steps to learn)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write the results as JSON here (lossviz/data/experiment_results.json is the "
+        "notebook's cache); without it only the table is printed",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` that parsed options describe (``ValueError`` if inconsistent)."""
+    names = {f.name for f in fields(ExperimentConfig)} - {"task", "vocab_size"}
+    kwargs = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    if getattr(args, "ops", None) is not None:
+        kwargs["task"] = replace(TaskConfig(), ops=tuple(args.ops))
+    return ExperimentConfig(**kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, print the accuracy and loss tables, optionally write the JSON; returns the exit status."""
+    try:
+        cfg = config_from_args(args)
+    except ValueError as err:
+        print(f"lossviz experiment: error: {err}", file=sys.stderr)
+        return 2
+    progress = not args.no_progress and sys.stderr.isatty()
+    results = run_experiment(cfg, progress=progress)
+    print(format_table(results, "accuracy"))
+    print()
+    print(format_table(results, "loss"))
+    print(
+        f"\n{len(results['runs'])} runs trained in {results['seconds']} s wall clock, "
+        f"{results['cpu_seconds']} s of CPU time ({cfg.threads} thread(s))"
+    )
+    if args.out is not None:
+        print(f"wrote {save_results(results, args.out)}")
+    return 0

@@ -1,0 +1,143 @@
+"""Plots of the reduction experiment: pure functions, results dict in, ``Figure`` out.
+
+``results`` is what :func:`lossviz.training.run_experiment` returns (or the cached JSON of it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = [
+    "ARM_COLORS",
+    "metric_by_length",
+    "training_curves",
+    "heldout_curves",
+    "experiment_figure",
+]
+
+ARM_COLORS = {
+    "token_mean": "#1f77b4",
+    "sample_mean": "#d62728",
+    "sum": "#7f7f7f",
+    "sum_same_lr": "#9467bd",
+    "ga_naive": "#ff7f0e",
+    "ga_global": "#17becf",
+    "prompt_weight": "#2ca02c",
+}
+
+
+def _arms(results: dict, arms: Sequence[str] | None) -> list[str]:
+    chosen = list(results["config"]["arms"]) if arms is None else list(arms)
+    unknown = [a for a in chosen if a not in results["arms"]]
+    if unknown or not chosen:
+        raise ValueError(f"arms {unknown or chosen} not in these results: {list(results['arms'])}")
+    return chosen
+
+
+def _runs(results: dict, arm: str) -> list[dict]:
+    return [r for r in results["runs"] if r["arm"] == arm]
+
+
+def _bars(ax, results: dict, arms: list[str], metric: str) -> None:
+    buckets = results["buckets"]
+    width = 0.8 / len(arms)
+    for i, arm in enumerate(arms):
+        per_seed = np.array([[r["final"][b][metric] for b in buckets] for r in _runs(results, arm)])
+        x = np.arange(len(buckets)) + (i - (len(arms) - 1) / 2) * width
+        color = ARM_COLORS.get(arm, f"C{i}")
+        label = results["arms"][arm].get("label", arm)
+        ax.bar(x, per_seed.mean(axis=0), width, color=color, alpha=0.75, label=label)
+        for row in per_seed:  # every seed as a dot: the spread is part of the result
+            ax.plot(x, row, "o", ms=2.5, color="black", alpha=0.6)
+    ax.set_xticks(np.arange(len(buckets)), [_bucket_label(results, b) for b in buckets])
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _bucket_label(results: dict, bucket: str) -> str:
+    for b in results["config"]["task"]["buckets"]:
+        if b["name"] == bucket:
+            lo, hi = b["answer"]
+            return f"{bucket}\n(answer {lo}-{hi} + EOS)"
+    return bucket
+
+
+def metric_by_length(
+    results: dict, metric: str = "accuracy", arms: Sequence[str] | None = None
+) -> Figure:
+    """Bars: final ``metric`` ("accuracy" or "loss") per answer-length bucket and arm; dots = seeds."""
+    if metric not in ("accuracy", "loss"):
+        raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
+    arms = _arms(results, arms)
+    fig = Figure(figsize=(8.2, 3.4), dpi=80, layout="constrained")
+    ax = fig.add_subplot()
+    _bars(ax, results, arms, metric)
+    if metric == "accuracy":
+        ax.set_ylabel("exact-match accuracy (greedy)")
+        ax.set_ylim(0, 1.05)
+    else:
+        ax.set_ylabel("held-out loss per answer token")
+        ax.set_yscale("log")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+def _band(ax, steps, curves: np.ndarray, color: str, label: str) -> None:
+    ax.plot(steps, np.median(curves, axis=0), color=color, lw=1.5, label=label)
+    ax.fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.15)
+
+
+def training_curves(results: dict, arms: Sequence[str] | None = None) -> Figure:
+    """Training loss per answer token (median over seeds, band = min..max) against the step."""
+    arms = _arms(results, arms)
+    fig = Figure(figsize=(7.5, 3.2), dpi=80, layout="constrained")
+    ax = fig.add_subplot()
+    for i, arm in enumerate(arms):
+        curves = np.array([r["train_loss"] for r in _runs(results, arm)])
+        _band(ax, np.arange(1, curves.shape[1] + 1), curves, ARM_COLORS.get(arm, f"C{i}"), arm)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss per answer token")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncols=2)
+    return fig
+
+
+def heldout_curves(results: dict, arms: Sequence[str] | None = None) -> Figure:
+    """Held-out loss per answer token against the step, one panel per bucket (median, min..max)."""
+    arms = _arms(results, arms)
+    buckets = results["buckets"]
+    fig = Figure(figsize=(8, 2.8), dpi=80, layout="constrained")
+    axes = fig.subplots(1, len(buckets), sharey=True, squeeze=False)[0]
+    for ax, bucket in zip(axes, buckets, strict=True):
+        for i, arm in enumerate(arms):
+            runs = _runs(results, arm)
+            curves = np.array([r["eval_loss"][bucket] for r in runs])
+            _band(ax, runs[0]["eval_steps"], curves, ARM_COLORS.get(arm, f"C{i}"), arm)
+        ax.set_title(bucket, fontsize=9)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("held-out loss per answer token")
+    axes[-1].legend(fontsize=6)
+    return fig
+
+
+def experiment_figure(results: dict) -> Figure:
+    """The README figure: exact-match accuracy per answer length for every arm, seeds as dots."""
+    arms = _arms(results, None)
+    cfg = results["config"]
+    fig = Figure(figsize=(9.5, 3.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    _bars(ax, results, arms, "accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("exact-match accuracy")
+    ax.set_title(
+        f"Same data, same seeds, only the loss reduction differs "
+        f"({cfg['steps']} steps, {len(cfg['seeds'])} seeds; bars = mean, dots = seeds)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig

@@ -1,0 +1,222 @@
+import json
+
+import pytest
+
+from lossviz.cli import main
+from lossviz.experiment import (
+    DEFAULT_CACHE,
+    config_of,
+    default_config,
+    final_values,
+    format_table,
+    load_results,
+    paired_differences,
+    paired_summary,
+    sign_test,
+    summarize,
+)
+from lossviz.training import ARMS, ExperimentConfig, _threads, train_arm
+
+
+@pytest.fixture(scope="module")
+def cached():
+    return load_results()
+
+
+def test_cache_was_made_by_the_default_config(cached):
+    assert cached["config"] == json.loads(json.dumps(default_config().to_dict()))
+    assert DEFAULT_CACHE.stat().st_size < 200_000
+    cfg = default_config()
+    assert sorted((r["arm"], r["seed"]) for r in cached["runs"]) == sorted(
+        (a, s) for a in cfg.arms for s in cfg.seeds
+    )
+    assert all(len(r["train_loss"]) == cfg.steps for r in cached["runs"])
+
+
+@pytest.mark.parametrize("arm,seed", [("token_mean", 0), ("ga_naive", 2)])
+def test_cache_matches_what_the_current_code_trains(cached, arm, seed):
+    """Re-train cached runs from scratch: the same numbers, digit for digit."""
+    cfg = default_config()
+    with _threads(cfg.threads):
+        fresh = train_arm(ARMS[arm], seed, cfg)
+    old = next(r for r in cached["runs"] if r["arm"] == arm and r["seed"] == seed)
+    for key in ("train_loss", "eval_steps", "eval_loss", "final"):
+        assert fresh[key] == old[key], key
+
+
+def test_summary_and_table(cached):
+    rows = summarize(cached)
+    assert len(rows) == len(cached["arms"]) * len(cached["buckets"])
+    for row in rows:
+        acc = row["accuracy"]
+        assert 0 <= acc["min"] <= acc["mean"] <= acc["max"] <= 1 and acc["std"] >= 0
+    table = format_table(cached, "loss")
+    assert table.count("\n") == len(cached["arms"]) and "±" in table
+    with pytest.raises(ValueError, match="metric"):
+        format_table(cached, "f1")
+
+
+def test_paired_differences_by_hand():
+    fake = {
+        "arms": {"token_mean": {}, "sample_mean": {}},
+        "runs": [
+            {"arm": "token_mean", "seed": 0, "final": {"long": {"accuracy": 0.5}}},
+            {"arm": "sample_mean", "seed": 0, "final": {"long": {"accuracy": 0.25}}},
+            {"arm": "token_mean", "seed": 1, "final": {"long": {"accuracy": 0.75}}},
+            {"arm": "sample_mean", "seed": 1, "final": {"long": {"accuracy": 1.0}}},
+        ],
+    }
+    assert paired_differences(fake, "sample_mean") == {0: -0.25, 1: 0.25}
+    with pytest.raises(ValueError, match="not in these results"):
+        paired_differences(fake, "sum")
+
+
+def test_cli_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--steps", "--seeds", "--arms", "--d-model", "--out", "--lr", "--no-progress"):
+        assert flag in out
+    assert all(name in out for name in ARMS)
+
+
+def test_cli_tiny_run_writes_json(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    argv = "experiment --steps 3 --seeds 0,1 --arms token_mean,ga_naive --eval-per-bucket 2"
+    argv += (
+        f" --eval-every 2 --d-model 16 --n-layers 1 --ops reverse,copy --no-progress --out {out}"
+    )
+    assert main(argv.split()) == 0
+    printed = capsys.readouterr().out
+    assert "ga_naive" in printed and "4 runs" in printed
+    results = load_results(out)
+    assert results["config"]["steps"] == 3 and results["config"]["d_model"] == 16
+    assert results["config"]["task"]["ops"] == ["reverse", "copy"]
+    assert {(r["arm"], r["seed"]) for r in results["runs"]} == {
+        ("token_mean", 0),
+        ("token_mean", 1),
+        ("ga_naive", 0),
+        ("ga_naive", 1),
+    }
+    assert results["runs"][0]["eval_steps"] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        ("--steps 0", "positive integer"),
+        ("--steps many", "positive integer"),
+        ("--arms token_mean,median", "unknown arm"),
+        ("--seeds 0,0", "distinct"),
+        ("--seeds a,b", "comma-separated"),
+        ("--lr -1", "positive"),
+        ("--ops sort", "expected distinct tasks"),
+    ],
+)
+def test_cli_bad_input_is_a_clear_usage_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", *argv.split()])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_inconsistent_options_exit_2(capsys):
+    assert main("experiment --batch-size 10 --micro-batches 4".split()) == 2
+    assert "divisible" in capsys.readouterr().err
+
+
+def test_missing_cache_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m lossviz experiment --out"):
+        load_results(tmp_path / "none.json")
+
+
+def test_sign_test_by_hand():
+    assert sign_test([-1, -2, 3]) == 1.0  # 2 * (1 + 3) / 8 capped at 1
+    assert sign_test([-1] * 7 + [1] * 2 + [0]) == pytest.approx(2 * (1 + 9 + 36) / 512)
+    assert sign_test([1] * 10) == pytest.approx(2 / 1024)
+    assert sign_test([0, 0]) == 1.0
+
+
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        ("experiment_results_10seeds.json", {"seeds": list(range(10))}),
+        (
+            "experiment_results_240steps.json",
+            {
+                "steps": 240,
+                "eval_every": 20,
+                "arms": ["token_mean", "sample_mean", "ga_naive", "prompt_weight"],
+            },
+        ),
+    ],
+)
+def test_extra_caches_differ_from_the_default_only_where_stated(name, overrides):
+    path = DEFAULT_CACHE.with_name(name)
+    assert path.stat().st_size < 200_000
+    expected = {**json.loads(json.dumps(default_config().to_dict())), **overrides}
+    assert load_results(path)["config"] == expected
+
+
+def test_the_notebooks_claims_hold_in_the_ten_seed_cache():
+    more = load_results(DEFAULT_CACHE.with_name("experiment_results_10seeds.json"))
+    # sum with lr / tokens-per-batch under AdamW: far behind in every seed and bucket
+    assert all(
+        r["final"][b]["accuracy"] < 0.3
+        for r in more["runs"]
+        if r["arm"] == "sum"
+        for b in r["final"]
+    )
+    # global accumulation = token mean (same gradients up to rounding)
+    assert all(v == 0 for v in paired_differences(more, "ga_global").values())
+    # sample mean: behind on long answers in most seeds, but not beyond chance
+    d = list(paired_differences(more, "sample_mean").values())
+    assert sum(x < 0 for x in d) > sum(x > 0 for x in d) and sign_test(d) > 0.05
+
+
+def test_config_of_rebuilds_the_stored_config(cached):
+    assert config_of(cached) == default_config()
+    assert len(final_values(cached, "sum", "long")) == len(default_config().seeds)
+
+
+def test_paired_summary_by_hand():
+    fake = {
+        "arms": {"token_mean": {}, "sample_mean": {}},
+        "runs": [
+            {"arm": a, "seed": s, "final": {"long": {"accuracy": v}}}
+            for a, s, v in [
+                ("token_mean", 0, 0.5),
+                ("sample_mean", 0, 0.25),
+                ("token_mean", 1, 0.5),
+                ("sample_mean", 1, 0.25),
+                ("token_mean", 2, 0.5),
+                ("sample_mean", 2, 0.75),
+            ]
+        ],
+    }
+    assert paired_summary(fake, "sample_mean") == {
+        "mean": pytest.approx(-0.25 / 3, abs=1e-4),
+        "worse": 2,
+        "better": 1,
+        "p": 1.0,
+    }
+
+
+def test_the_notebooks_claims_hold_in_the_240_step_cache():
+    longer = load_results(DEFAULT_CACHE.with_name("experiment_results_240steps.json"))
+    mean = {a: sum(final_values(longer, a, "long")) / 3 for a in longer["config"]["arms"]}
+    assert min(mean["token_mean"], mean["sample_mean"], mean["ga_naive"]) > 0.99
+    assert mean["prompt_weight"] < 0.95
+
+
+def test_cli_without_options_is_the_default_config():
+    import argparse
+
+    from lossviz.experiment import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args([])) == default_config()
+    args = parser.parse_args("--steps 5 --seeds 3,4 --arms sum".split())
+    assert config_from_args(args) == ExperimentConfig(steps=5, seeds=(3, 4), arms=("sum",))
