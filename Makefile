@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8888
+# Jupyter refuses to run as root without this flag (containers, CI); other users never need it.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test test-fast test-notebooks test-browser lint format figures benchmarks clean
 
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 lab: $(STAMP)
-	cd notebooks && ../$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT)
+	cd notebooks && ../$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG)
 
 test: $(STAMP) lint test-fast test-notebooks
 
@@ -40,6 +42,11 @@ figures: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/cross_entropy.py
+	$(BIN)/python benchmarks/widget_latency.py
+	$(BIN)/python benchmarks/accumulation_latency.py
+	$(BIN)/python benchmarks/chat_latency.py
+	$(BIN)/python benchmarks/precision_latency.py
+	$(BIN)/python benchmarks/rl_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -31,8 +31,16 @@ def _weights_token_vs_sample_mean() -> Figure:
     return weights_figure(mask_from_lengths([2, 6, 4]), ["token_mean", "sample_mean"], dpi=DPI)
 
 
+def _experiment_accuracy_by_length() -> Figure:
+    from .experiment import load_results
+    from .plots.experiment import experiment_figure
+
+    return experiment_figure(load_results())
+
+
 FIGURES: list[tuple[str, Callable[[], Figure]]] = [
     ("weights_token_vs_sample_mean.png", _weights_token_vs_sample_mean),
+    ("experiment_accuracy_by_length.png", _experiment_accuracy_by_length),
 ]
 
 

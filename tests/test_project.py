@@ -61,3 +61,23 @@ def test_readme_table_lists_every_reduction():
     readme = (ROOT / "README.md").read_text()
     for name in lv.REDUCTIONS:
         assert f"| `{name}`" in readme, name
+
+
+def test_readme_code_runs_and_states_true_numbers():
+    import torch
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) >= 3
+    scope: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), scope)  # noqa: S102 - our own README
+    lv = scope["lv"]
+    torch.testing.assert_close(
+        lv.sample_weights(scope["mask"], "token_mean"), torch.tensor([3, 7, 20]) / 30
+    )
+    for block in blocks[1:]:
+        exec(compile(block, "README.md", "exec"), scope)  # noqa: S102
+    tokens = scope["tokens"]
+    assert len(tokens) == 29 and lv.chat.loss_mask(tokens, "last_assistant").sum().item() == 4
+    assert round(float(lv.completion_share(1, 100, 0.1)), 4) == 0.0909
+    table = scope["table"]
+    assert (table.overflow["float16"], table.stall["bfloat16"]) == (10872, 849)
