@@ -17,9 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import ipywidgets as W
-import matplotlib
-
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 __all__ = ["View", "EdgeCase", "Explorer", "figure_png", "check_finite"]
 
