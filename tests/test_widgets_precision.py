@@ -1,9 +1,18 @@
 """The precision explorer, driven without a kernel."""
 
+import io
 import math
 
+import numpy as np
+from PIL import Image
+
 from lossviz import precision as P
+from lossviz.widgets.base import figure_png
 from lossviz.widgets.precision import precision_explorer, render_precision
+
+
+def _pixels(fig) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(figure_png(fig, dpi=80))))
 
 
 def test_slider_snaps_to_the_table_and_reports_the_numbers():
@@ -23,8 +32,28 @@ def test_every_dtype_and_reduction_renders():
         for reduction in P.REDUCTIONS:
             ex.controls["dtype"].value = dtype
             ex.controls["reduction"].value = reduction
-            assert not ex.last_view.figure.axes  # cleared after writing the output
             assert dtype in ex.last_view.text
+            assert ex.last_view.text == render_precision(10_000, dtype, reduction).text
+
+
+def test_the_explorers_cached_figure_is_the_pure_picture():
+    ex = precision_explorer()
+    for num_tokens, dtype, reduction in [
+        (1, "float16", "sum"),
+        (10_000, "bfloat16", "token_mean"),
+        (P.MAX_TOKENS, "float16", "sum"),  # overflow crosses
+        (300, "float32", "sum"),  # back to a cached background
+    ]:
+        ex.controls["dtype"].value = dtype
+        ex.controls["reduction"].value = reduction
+        ex.controls["num_tokens"].value = num_tokens
+        fast = _pixels(ex.last_view.figure)
+        pure = _pixels(render_precision(num_tokens, dtype, reduction).figure)
+        assert fast.shape == pure.shape
+        # the same picture: at most the marker's end pixels may round differently
+        assert (fast != pure).any(axis=-1).sum() <= 4
+    ex.controls["num_tokens"].value = 10  # the marker moved: the picture changed
+    assert (_pixels(ex.last_view.figure) != fast).any(axis=-1).sum() > 50
 
 
 def test_overflow_and_stall_are_explained():

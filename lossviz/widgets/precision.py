@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import ipywidgets as W
 
 from .. import precision
 from ..devices import available_devices
-from ..plots.precision import error_curves_figure
+from ..plots.precision import ErrorCurvesCanvas, error_curves_figure
 from .base import Explorer, View
 
 __all__ = ["precision_explorer", "render_precision"]
+
+_DPI = 80
 
 
 def _device_line(device: str, n: int, dtype: str, reduction: str, value: float) -> str:
@@ -25,8 +28,19 @@ def _device_line(device: str, n: int, dtype: str, reduction: str, value: float) 
     )
 
 
-def render_precision(num_tokens: float, dtype: str, reduction: str, device: str = "cpu") -> View:
-    """Curves for ``reduction`` with a marker at ``num_tokens``; the text gives the numbers there."""
+def render_precision(
+    num_tokens: float,
+    dtype: str,
+    reduction: str,
+    device: str = "cpu",
+    *,
+    canvas: ErrorCurvesCanvas | None = None,
+) -> View:
+    """Curves for ``reduction`` with a marker at ``num_tokens``; the text gives the numbers there.
+
+    Without ``canvas`` the figure is a new :func:`error_curves_figure`; the explorer passes a canvas,
+    which draws the same picture into a reused Figure (only the marker moves with the slider).
+    """
     table = precision.curves()
     i = table.at(int(round(num_tokens)))
     n = int(table.ns[i])
@@ -36,9 +50,8 @@ def render_precision(num_tokens: float, dtype: str, reduction: str, device: str 
         for m in precision.METHODS
         if d == dtype or m == "torch"
     }
-    fig = error_curves_figure(
-        table.ns, errors, marker_n=n, title=f"{reduction} of per-token losses"
-    )
+    draw = error_curves_figure if canvas is None else canvas.figure
+    fig = draw(table.ns, errors, marker_n=n, title=f"{reduction} of per-token losses")
     ref = float(table.reference[reduction][i])
     lines = [f"n = {n:,} tokens, float64 reference {reduction} = {ref:.8g}"]
     for method in precision.METHODS:
@@ -82,4 +95,5 @@ def precision_explorer(
         ),
         "device": W.Dropdown(options=available_devices(), value="cpu", description="device"),
     }
-    return Explorer(render_precision, controls)
+    render = functools.partial(render_precision, canvas=ErrorCurvesCanvas(dpi=_DPI))
+    return Explorer(render, controls, dpi=_DPI)
