@@ -68,6 +68,29 @@ def _layout(lengths: list[int], padding: str, multiple: int | None):
     return mask, ids, rows, token
 
 
+@functools.lru_cache(maxsize=64)
+def _batch_losses(ns: tuple[int, ...], padding: str, multiple: int | None, device: str, seed: int):
+    """``mask, sample_ids, token losses [B, T]`` (CPU) and the loss under every reduction.
+
+    Cached: none of it depends on the chosen reduction, so switching reductions (or returning to
+    a setting) skips the torch work.
+    """
+    dev = torch.device(device)
+    mask, ids, who, pos = _layout(list(ns), padding, multiple)
+    all_logits, all_labels = sample_logits(seed, device)
+    who, pos = who.to(dev), pos.to(dev)
+    labels = torch.where(mask.to(dev) > 0, all_labels[who, pos], -100)
+    losses_bt = token_losses(all_logits[who, pos], labels)
+    m, sid = mask.to(dev), ids.to(dev) if padding == "packed" else None
+    losses = {}
+    for name in REDUCTIONS:
+        try:
+            losses[name] = float((weights(m, name, sample_ids=sid) * losses_bt).sum())
+        except (ValueError, TypeError):  # a reduction that needs parameters the explorer lacks
+            losses[name] = float("nan")
+    return mask, ids, losses_bt.cpu(), losses
+
+
 def render_reduction(
     num_samples: int = 3,
     padding: str = "right",
@@ -90,19 +113,9 @@ def render_reduction(
         raise EdgeCase(f"every sample needs between 1 and {MAX_LENGTH} trained tokens")
     multiple = int(pad_to_multiple_of) if int(pad_to_multiple_of) > 1 else None
     dev = resolve_device(device)
-    mask, ids, who, pos = _layout(ns, padding, multiple)
-    all_logits, all_labels = sample_logits(seed, str(dev))
-    who, pos = who.to(dev), pos.to(dev)
-    labels = torch.where(mask.to(dev) > 0, all_labels[who, pos], -100)
-    losses_bt = token_losses(all_logits[who, pos], labels)
+    mask, ids, losses_bt, losses = _batch_losses(tuple(ns), padding, multiple, str(dev), int(seed))
+    mask, ids, losses = mask.clone(), ids.clone(), dict(losses)  # the cache's copies stay intact
     packed = ids if padding == "packed" else None
-    m, sid = mask.to(dev), None if packed is None else packed.to(dev)
-    losses = {}
-    for name in REDUCTIONS:
-        try:
-            losses[name] = float((weights(m, name, sample_ids=sid) * losses_bt).sum())
-        except (ValueError, TypeError):  # a reduction that needs parameters the explorer lacks
-            losses[name] = float("nan")
     w = weights(mask, reduction, sample_ids=packed)
     shares = sample_weights(mask, reduction, sample_ids=packed)
     check_finite(loss=losses[reduction], **{f"share_{b}": float(s) for b, s in enumerate(shares)})
@@ -126,7 +139,7 @@ def render_reduction(
         "shares": shares,
         "losses": losses,
         "device": str(dev),
-        "token_losses": losses_bt.cpu(),
+        "token_losses": losses_bt.clone(),
     }
     return View(figure=fig, text=text, data=data)
 
