@@ -53,7 +53,10 @@ def render_rl(lengths: str, advantages: str, mode: str, max_length: int = 1024) 
     per_token = [float(g[b, 0]) for b in range(len(ns))]
     total = [float(v) for v in g.sum(dim=1)]
     fig = gradient_weights_figure(ns, per_token, title=f"{m.project} {m.option}={m.name}")
-    lines = [f"{m.project} {m.option}={m.name} = lossviz {m.reduction}; divides by {m.normalizer}"]
+    lines = [
+        f"{m.project} {m.option}={m.name} = lossviz {m.reduction}; divides by {m.normalizer}",
+        "bars: green < 0, descent raises that response's log-probs; red > 0, it lowers them",
+    ]
     for b, (n, a) in enumerate(zip(ns, adv, strict=True)):
         lines.append(
             f"#{b}: n={n:<5} A={a:+.2f}  per token {per_token[b]:+.3e}  whole response {total[b]:+.3e}"
