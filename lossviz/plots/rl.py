@@ -9,7 +9,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.transforms import Affine2D
 
-__all__ = ["bar_colors", "gradient_weights_figure"]
+__all__ = ["GradientWeightsPicture", "bar_colors", "gradient_weights_figure"]
 
 _NEGATIVE, _POSITIVE, _ZERO = "tab:green", "tab:red", "0.6"
 # the bars' rectangle in figure fractions: room on the left for the scale, below for the names
@@ -30,6 +30,76 @@ def _value_range(per_token: np.ndarray) -> tuple[float, float]:
     return (-1.0, 1.0) if hi == lo else (lo, hi)
 
 
+class GradientWeightsPicture:
+    """The bars of :func:`gradient_weights_figure` for ``n`` responses, redrawn in place.
+
+    Built once per number of responses; :meth:`update` moves the bars, scale and names, so an
+    explorer skips building a Figure, its collections and texts on every change (and the Agg
+    canvas keeps its text-size cache). The pure function draws through the same code.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.figure = fig = Figure(figsize=(6.4, 2.4))
+        self._to_fig = Affine2D()
+        transform = self._to_fig + fig.transFigure
+        self._bars = PolyCollection([], edgecolors="none", gid="bars")
+        # the zero line, so a response with weight 0 still shows where its bar would be
+        zero = PolyCollection(
+            [[(-0.5, 0.0), (n - 0.5, 0.0)]], closed=False, facecolors="none", edgecolors="0.3"
+        )
+        zero.set_linewidth(0.6)
+        for layer in (self._bars, zero):
+            layer.set_transform(transform)
+            fig.add_artist(layer)
+        # the scale: the values at the bottom and top of the range (none when every bar is 0), and 0
+        self._scale = [
+            fig.text(_LEFT - 0.01, 0.0, "", ha="right", va="center", fontsize=7) for _ in range(3)
+        ]
+        self._names = [
+            fig.text(_LEFT + (b + 0.5) * (_RIGHT - _LEFT) / max(n, 1), 0.03, "", ha="center")
+            for b in range(n)
+        ]
+        for name in self._names:
+            name.set_fontsize(7)
+            name.set_verticalalignment("bottom")
+        self._heading = fig.text(0.5, 0.97, "", ha="center", va="top", fontsize=8)
+
+    def update(
+        self, lengths: Sequence[int], per_token: Sequence[float] | np.ndarray, title: str = ""
+    ) -> Figure:
+        """Redraw for ``lengths`` ``[n]`` and ``per_token`` ``[n]``; returns the same Figure."""
+        values = np.asarray(per_token, dtype=np.float64)
+        n = self.n
+        if len(values) != n or len(lengths) != n:
+            raise ValueError(f"this picture has {n} responses; got {len(lengths)}, {len(values)}")
+        lo, hi = _value_range(values)
+        # value units -> figure fraction: x = response index, y = value
+        self._to_fig.clear().translate(0.5, -lo).scale(
+            (_RIGHT - _LEFT) / max(n, 1), (_TOP - _BOTTOM) / (hi - lo)
+        ).translate(_LEFT, _BOTTOM)
+        self._bars.set_verts(
+            [
+                [(b - 0.4, 0.0), (b + 0.4, 0.0), (b + 0.4, v), (b - 0.4, v)]
+                for b, v in enumerate(values)
+            ]
+        )
+        self._bars.set_facecolor(bar_colors(values))
+        ticks = sorted({lo, 0.0, hi}) if values.any() else [0.0]
+        for k, text in enumerate(self._scale):
+            v = ticks[k] if k < len(ticks) else None
+            text.set_visible(v is not None)
+            text.set_text("" if v is None else "0" if v == 0 else f"{v:+.2g}")
+            text.set_y(self._to_fig.transform((0.0, v or 0.0))[1])
+        # names under the bars: "#b n=N" while they fit, "#b" beyond 8 responses
+        for b, (name, length) in enumerate(zip(self._names, lengths, strict=True)):
+            name.set_text(f"#{b} n={length}" if n <= 8 else f"#{b}")
+        # short: every glyph costs drawing time; the colours are explained in the text output
+        heading = "dL/d logp of one token"
+        self._heading.set_text(f"{title}: {heading}" if title else heading)
+        return self.figure
+
+
 def gradient_weights_figure(
     lengths: Sequence[int],
     per_token: Sequence[float] | np.ndarray,
@@ -45,42 +115,4 @@ def gradient_weights_figure(
     value), placed on the figure by one transform; a few texts give the scale and the names.
     ``lengths``: ``[B]`` tokens per response; ``per_token``: ``[B]`` values.
     """
-    values = np.asarray(per_token, dtype=np.float64)
-    n = len(values)
-    lo, hi = _value_range(values)
-    fig = Figure(figsize=(6.4, 2.4))
-    to_fig = (
-        Affine2D()
-        .translate(0.5, -lo)
-        .scale((_RIGHT - _LEFT) / max(n, 1), (_TOP - _BOTTOM) / (hi - lo))
-        .translate(_LEFT, _BOTTOM)
-    )
-    transform = to_fig + fig.transFigure
-    x = np.arange(n, dtype=np.float64)
-    bars = [
-        [(xi - 0.4, 0.0), (xi + 0.4, 0.0), (xi + 0.4, v), (xi - 0.4, v)]
-        for xi, v in zip(x, values, strict=True)
-    ]
-    bars_layer = PolyCollection(bars, facecolors=bar_colors(values), edgecolors="none", gid="bars")
-    # the zero line, so a response with weight 0 still shows where its bar would be
-    zero = [[(-0.5, 0.0), (n - 0.5, 0.0)]]
-    zero_layer = PolyCollection(zero, closed=False, facecolors="none", edgecolors="0.3", lw=0.6)
-    for layer in (bars_layer, zero_layer):
-        layer.set_transform(transform)
-        fig.add_artist(layer)
-    # the scale: the values at the top and bottom of the range (none when every bar is 0), and 0
-    for v in sorted({lo, 0.0, hi}) if values.any() else [0.0]:
-        y = to_fig.transform((0.0, v))[1]
-        fig.text(
-            _LEFT - 0.01, y, "0" if v == 0 else f"{v:+.2g}", ha="right", va="center", fontsize=7
-        )
-    # names under the bars: "#b n=N" while they fit, "#b" beyond 8 responses
-    for b, (xi, length) in enumerate(zip(x, lengths, strict=True)):
-        name = f"#{b} n={length}" if n <= 8 else f"#{b}"
-        fig.text(to_fig.transform((xi, lo))[0], 0.03, name, ha="center", va="bottom", fontsize=7)
-    # short: every glyph costs drawing time; the colours are explained in the text under the picture
-    heading = "dL/d logp of one token"
-    fig.text(
-        0.5, 0.97, f"{title}: {heading}" if title else heading, ha="center", va="top", fontsize=8
-    )
-    return fig
+    return GradientWeightsPicture(len(lengths)).update(lengths, per_token, title)
