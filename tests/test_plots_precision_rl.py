@@ -29,8 +29,39 @@ def test_error_curves_for_the_stored_table():
     assert [t.get_text() for t in fig.texts] == [f"{d} {m}" for d, m in errors]
 
 
+def _bars(fig):
+    (bars,) = [a for a in fig.artists if a.get_gid() == "bars"]
+    return bars
+
+
 def test_gradient_weight_bars_are_signed_and_coloured():
     fig = gradient_weights_figure([2, 4, 3], np.array([-0.25, 0.125, 0.0]), title="t")
-    bars = fig.axes[0].patches
-    assert [round(b.get_height(), 3) for b in bars] == [-0.25, 0.125, 0.0]
-    assert bars[0].get_facecolor() != bars[1].get_facecolor()
+    bars = _bars(fig)
+    # bars are drawn in value units: each bar rises from 0 to its value
+    heights = [p.vertices[:, 1].max() + p.vertices[:, 1].min() for p in bars.get_paths()]
+    assert [round(h, 3) for h in heights] == [-0.25, 0.125, 0.0]
+    colors = bars.get_facecolor()
+    assert tuple(colors[0]) != tuple(colors[1]) != tuple(colors[2])
+    assert not fig.axes  # no Axes: ticks and spines would cost most of an update
+    texts = [t.get_text() for t in fig.texts if t.get_visible()]
+    assert "#1 n=4" in texts and "t: dL/d logp of one token" in texts
+    # the scale names the top and bottom of the value range
+    assert "+0.12" in texts and "-0.25" in texts
+
+
+def test_gradient_weight_bars_place_values_on_one_scale():
+    fig = gradient_weights_figure([5, 5], [-0.5, 1.0])
+    (neg, pos) = _bars(fig).get_paths()
+    to_fig = _bars(fig).get_transform() - fig.transFigure
+    zero, low = to_fig.transform([(0, 0), (0, -0.5)])[:, 1]
+    top = to_fig.transform((0, 1.0))[1]
+    assert 0 < low < zero < top < 1
+    assert np.isclose(top - zero, 2 * (zero - low))  # one scale for both signs
+
+
+def test_gradient_weight_bars_all_zero_and_many_responses():
+    fig = gradient_weights_figure([3, 9], [0.0, 0.0])
+    shown = [t.get_text() for t in fig.texts if t.get_visible() and t.get_text()]
+    assert shown == ["0", "#0 n=3", "#1 n=9", "dL/d logp of one token"]  # no made-up scale
+    many = gradient_weights_figure(list(range(1, 17)), np.linspace(-1, 1, 16))
+    assert len(_bars(many).get_paths()) == 16 and "#15" in [t.get_text() for t in many.texts]

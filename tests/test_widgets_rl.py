@@ -54,3 +54,37 @@ def test_single_response_all_equal_and_zero_advantages():
 def test_parse_numbers():
     assert parse_numbers("1; 2 ,3", int, "length") == [1, 2, 3]
     assert parse_numbers("-0.5", float, "advantage") == [-0.5]
+
+
+def test_figure_bars_are_the_per_token_weights():
+    view = render_rl("20, 200, 20, 200", "1, 1, -1, -1", "trl:grpo")
+    (bars,) = [a for a in view.figure.artists if a.get_gid() == "bars"]
+    heights = [p.vertices[:, 1].max() + p.vertices[:, 1].min() for p in bars.get_paths()]
+    assert heights == pytest.approx(view.data["per_token"])
+    assert "green < 0" in view.text and view.outputs()[0]["data"]["image/png"]
+
+
+def test_explorer_redraws_the_same_picture_as_the_pure_render():
+    ex = rl_explorer()
+    steps = [
+        ("mode", "trl:dr_grpo"),
+        ("lengths", "5, 50"),
+        ("advantages", "0, 0"),  # every bar 0, then back to a signed scale
+        ("advantages", "-1, 0.5"),
+        ("lengths", "ten"),  # an edge case in between keeps the cached pictures intact
+        ("lengths", "5, 50, 500, 5"),
+        ("advantages", "1, -1, 0.5, -0.5"),
+        ("mode", "verl:token-mean"),
+    ]
+    drawn = 0
+    for control, value in steps:
+        ex.controls[control].value = value
+        try:
+            pure = render_rl(**ex.values())
+        except EdgeCase as case:
+            assert ex.last_view.text == f"Nothing to draw here: {case}"
+            continue
+        assert ex.last_view.text == pure.text
+        assert ex.last_view.outputs() == pure.outputs()  # the same PNG, byte for byte
+        drawn += 1
+    assert drawn == 5

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as W
 
 from .. import rl
-from ..plots.rl import gradient_weights_figure
+from ..plots.rl import GradientWeightsPicture, gradient_weights_figure
 from .base import EdgeCase, Explorer, View, check_finite
 
 __all__ = ["parse_numbers", "render_rl", "rl_explorer"]
@@ -28,8 +30,19 @@ def parse_numbers(text: str, kind: type, what: str) -> list:
     return values
 
 
-def render_rl(lengths: str, advantages: str, mode: str, max_length: int = 1024) -> View:
-    """Gradient weight per token and per response for one group under ``mode``."""
+def render_rl(
+    lengths: str,
+    advantages: str,
+    mode: str,
+    max_length: int = 1024,
+    *,
+    pictures: dict[int, GradientWeightsPicture] | None = None,
+) -> View:
+    """Gradient weight per token and per response for one group under ``mode``.
+
+    Pure by default (a new Figure each call). ``pictures`` (an explorer's own cache, keyed by the
+    number of responses) lets it redraw the same picture into a reused Figure instead.
+    """
     ns = parse_numbers(lengths, int, "length")
     adv = parse_numbers(advantages, float, "advantage")
     if len(ns) != len(adv):
@@ -52,8 +65,17 @@ def render_rl(lengths: str, advantages: str, mode: str, max_length: int = 1024) 
     g = rl.gradient_weights(mask, adv, m, max_length=max_length)
     per_token = [float(g[b, 0]) for b in range(len(ns))]
     total = [float(v) for v in g.sum(dim=1)]
-    fig = gradient_weights_figure(ns, per_token, title=f"{m.project} {m.option}={m.name}")
-    lines = [f"{m.project} {m.option}={m.name} = lossviz {m.reduction}; divides by {m.normalizer}"]
+    title = f"{m.project} {m.option}={m.name}"
+    if pictures is None:
+        fig = gradient_weights_figure(ns, per_token, title=title)
+    else:
+        if len(ns) not in pictures:
+            pictures[len(ns)] = GradientWeightsPicture(len(ns))
+        fig = pictures[len(ns)].update(ns, per_token, title)
+    lines = [
+        f"{m.project} {m.option}={m.name} = lossviz {m.reduction}; divides by {m.normalizer}",
+        "bars: green < 0, descent raises that response's log-probs; red > 0, it lowers them",
+    ]
     for b, (n, a) in enumerate(zip(ns, adv, strict=True)):
         lines.append(
             f"#{b}: n={n:<5} A={a:+.2f}  per token {per_token[b]:+.3e}  whole response {total[b]:+.3e}"
@@ -79,4 +101,5 @@ def rl_explorer(
             value=1024, min=1, max=MAX_LENGTH, description="max_length", continuous_update=False
         ),
     }
-    return Explorer(render_rl, controls)
+    # its own figure cache: updates redraw one Figure per number of responses in place
+    return Explorer(functools.partial(render_rl, pictures={}), controls)
