@@ -1,9 +1,22 @@
-"""The accumulation plots: pure functions returning a Figure."""
+"""The accumulation plots: pure functions returning a Figure, and the reusable WeightBars."""
 
-from matplotlib.collections import PolyCollection
+import numpy as np
 from matplotlib.figure import Figure
 
-from lossviz.plots.accumulation import gradient_gap_bars, sample_weight_bars
+from lossviz.plots.accumulation import (
+    COLORS,
+    MAX_LABELS,
+    WeightBars,
+    gradient_gap_bars,
+    sample_weight_bars,
+)
+from lossviz.widgets.base import figure_png
+
+
+def _bars(fig):
+    """The bar collections of the figure, by colour (bands and lines excluded)."""
+    ax = fig.axes[0]
+    return [c for c in ax.collections if len(c.get_paths()) and c.get_zorder() >= 1]
 
 
 def test_sample_weight_bars_draw_one_collection_per_column():
@@ -14,11 +27,45 @@ def test_sample_weight_bars_draw_one_collection_per_column():
         gaps={"naive GA": 0.3},
     )
     assert isinstance(fig, Figure) and len(fig.axes) == 1
-    ax = fig.axes[0]
-    polys = [c for c in ax.collections if isinstance(c, PolyCollection)]
-    assert len(polys) == 2 and all(len(p.get_paths()) == 2 for p in polys)
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["4 tok\nr0 mb0", "3 tok\nr0 mb1"]
-    assert any("naive GA: 3.0e-01" in t.get_text() for t in ax.texts)
+    bars = _bars(fig)
+    assert len(bars) == 2 and all(len(p.get_paths()) == 2 for p in bars)
+    tops = [sorted(p.vertices[:, 1].max() for p in b.get_paths()) for b in bars]
+    assert np.allclose(tops[0], [3 / 7, 4 / 7]) and np.allclose(tops[1], [0.5, 0.5])
+    assert np.allclose(bars[1].get_facecolor()[0][:3], [0xD9 / 255, 0x5F / 255, 0x02 / 255])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "4" in texts and "3" in texts and "0.571" in texts
+    legend = [t.get_text() for t in fig.texts]
+    assert "full batch" in legend and "naive" in legend
+    assert any("naive GA: 3.0e-01" in t for t in legend)
+
+
+def test_each_ga_step_gets_one_band():
+    placement = [(r, k) for k in range(3) for r in range(2)]  # samples of step k on 2 ranks
+    fig = sample_weight_bars([5] * 6, {"naive": [1 / 6] * 6}, placement=placement)
+    bands = fig.axes[0].collections[0]
+    assert len(bands.get_paths()) == 3
+
+
+def test_many_samples_keep_few_labels():
+    B = 32
+    fig = sample_weight_bars(list(range(1, B + 1)), {"full batch": [1 / B] * B}, key=False)
+    labels = [t for t in fig.axes[0].texts if t.get_text().isdigit() and t.get_position()[1] < 0]
+    assert 1 < len(labels) <= MAX_LABELS
+
+
+def test_reused_figure_draws_the_same_picture_as_the_pure_function():
+    cols_a = {n: [0.1, 0.2, 0.3, 0.4] for n in ("full batch", "naive", "global")}
+    cols_b = {
+        "full batch": [0.4, 0.3, 0.2, 0.1],
+        "naive": [0.25] * 4,
+        "global": [0.4, 0.3, 0.2, 0.1],
+    }
+    place = [(0, k) for k in range(4)]
+    bars = WeightBars(4, list(COLORS)[:3])
+    bars.update([1, 2, 3, 4], cols_a, placement=place)  # a first picture, then moved in place
+    reused = figure_png(bars.update([4, 3, 2, 1], cols_b, placement=place))
+    fresh = figure_png(sample_weight_bars([4, 3, 2, 1], cols_b, placement=place, key=False))
+    assert reused == fresh
 
 
 def test_gradient_gap_bars_handle_an_exact_zero():

@@ -73,3 +73,22 @@ def test_large_setups_skip_the_gradient_but_keep_the_bars():
     view = render_accumulation(lengths="300", micro_batch_size=2, ga_steps=8, world_size=2)
     assert view.data["gaps"] is None and "skipped" in view.text
     assert len(view.data["naive"]) == 32
+
+
+def test_one_long_sample_padding_many_short_ones_skips_the_gradient():
+    # 8 rows padded to 513 columns: within the token budget, far over the attention-cell budget
+    view = render_accumulation(lengths="512, 1, 1, 1, 1, 1, 1, 1", ga_steps=8)
+    assert view.data["gaps"] is None and "pads many short ones" in view.text
+    assert view.data["naive"] == pytest.approx([1 / 8] * 8)
+
+
+def test_explorer_reuses_one_figure_per_layout_and_redraws_it():
+    ex = accumulation_explorer()
+    first = ex.last_view.figure
+    png = ex.out.outputs[0]["data"]["image/png"]
+    ex.controls["normalization"].value = "global"  # same layout: same figure, same bars
+    assert ex.last_view.figure is first and ex.out.outputs[0]["data"]["image/png"] == png
+    ex.controls["lengths"].value = "3, 3, 3, 30"  # same layout, new heights: a new picture
+    assert ex.last_view.figure is first and ex.out.outputs[0]["data"]["image/png"] != png
+    ex.controls["ga_steps"].value = 2
+    assert ex.last_view.figure is not first

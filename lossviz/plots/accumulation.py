@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from matplotlib.collections import PolyCollection
+import numpy as np
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
-__all__ = ["COLORS", "sample_weight_bars", "gradient_gap_bars"]
+__all__ = ["COLORS", "WeightBars", "sample_weight_bars", "gradient_gap_bars"]
 
 COLORS = {"full batch": "#444444", "naive": "#d95f02", "global": "#1b9e77", "sum": "#7570b3"}
+_BAND = ("#ececec", "#ffffff")  # alternating GA-step backgrounds
+MAX_LABELS = 8  # every label is ~1 ms per redraw: at most this many under the bars
 
 
 def _gap_axis(ax, gaps: Mapping[str, float], floor: float = 1e-12) -> None:
@@ -31,6 +32,104 @@ def _gap_axis(ax, gaps: Mapping[str, float], floor: float = 1e-12) -> None:
     ax.tick_params(labelsize=7)
 
 
+def _label_step(B: int) -> int:
+    return max(1, math.ceil(B / MAX_LABELS))
+
+
+class WeightBars:
+    """A reusable grouped-bar figure for ``B`` samples and the given columns, updated in place.
+
+    Built once per layout (``B``, column names); :meth:`update` moves the artists (bar corners,
+    label texts, limits), so a widget redraws without building a Figure and Axes each time.
+    No axis decorations: a few texts stand for the y scale, legend and sample labels.
+    """
+
+    def __init__(
+        self, B: int, names: Sequence[str], figsize: tuple[float, float] = (7.5, 2.8)
+    ) -> None:
+        self.B, self.names = B, list(names)
+        self.fig = fig = Figure(figsize=figsize)
+        self.ax = ax = fig.add_axes((0.07, 0.2, 0.91, 0.64))
+        ax.set_axis_off()
+        ax.set_xlim(-0.5, B - 0.5)
+        # GA-step bands behind the bars, a line at the top value, a baseline
+        self.bands = PolyCollection([], edgecolors="none", zorder=0)
+        self.scale = LineCollection([], colors="#cccccc", linewidths=0.6, zorder=0.5)
+        for c in (self.bands, self.scale):
+            ax.add_collection(c)
+        self.bars = []
+        width = 0.8 / max(len(self.names), 1)
+        x = np.arange(B, dtype=float)
+        self.lefts = [x + (j - len(self.names) / 2) * width for j in range(len(self.names))]
+        self.width = width
+        for j, name in enumerate(self.names):
+            bars = PolyCollection([], facecolors=COLORS.get(name, f"C{j}"), edgecolors="none")
+            ax.add_collection(bars)
+            self.bars.append(bars)
+        ax.plot([-0.5, B - 0.5], [0, 0], color="#444444", lw=0.8)
+        # few, short texts: each glyph costs ~0.3 ms per redraw on a slow CPU
+        self.ytop = ax.text(-0.55, 1.0, "", ha="right", va="center", fontsize=7)
+        fig.text(0.01, 0.52, "weight", rotation=90, ha="left", va="center", fontsize=7)
+        x = 0.07
+        for j, name in enumerate(self.names):  # the legend: each column's name in its colour
+            fig.text(x, 0.87, name, color=COLORS.get(name, f"C{j}"), fontsize=8, va="bottom")
+            x += 0.025 + 0.009 * len(name)
+        self.title = fig.text(0.98, 0.87, "", ha="right", va="bottom", fontsize=9)
+        self.shown = list(range(0, B, _label_step(B)))
+        self.labels = [
+            ax.text(
+                i, -0.03, "", ha="center", va="top", fontsize=7, transform=ax.get_xaxis_transform()
+            )
+            for i in self.shown
+        ]
+
+    def update(
+        self,
+        lengths: Sequence[int],
+        columns: Mapping[str, Sequence[float]],
+        *,
+        placement: Sequence[tuple[int, int]] | None = None,
+        title: str = "",
+    ) -> Figure:
+        """Move the bars to ``columns[name]: [B]`` and relabel; returns the same Figure."""
+        B = self.B
+        top = max((max(v) for v in columns.values() if len(v)), default=1.0)
+        top = top if top > 0 else 1.0
+        for bars, left, name in zip(self.bars, self.lefts, self.names, strict=True):
+            h = np.asarray(columns[name], dtype=float)
+            y0 = np.zeros(B)
+            bars.set_verts(
+                np.stack(
+                    [
+                        np.stack([left, y0], 1),
+                        np.stack([left, h], 1),
+                        np.stack([left + self.width, h], 1),
+                        np.stack([left + self.width, y0], 1),
+                    ],
+                    1,
+                )
+            )
+        self.ax.set_ylim(0, top * 1.08)
+        self.scale.set_segments([[(-0.5, top), (B - 0.5, top)]])
+        self.ytop.set_position((-0.55, top))
+        self.ytop.set_text(f"{top:.3g}")
+        bands, colors = [], []
+        if placement is not None:  # one band per run of samples in the same GA step k
+            start, h = 0, top * 1.08
+            for i in range(1, B + 1):
+                if i == B or placement[i][1] != placement[start][1]:
+                    x0, x1 = start - 0.5, i - 0.5
+                    bands.append([(x0, 0), (x0, h), (x1, h), (x1, 0)])
+                    colors.append(_BAND[placement[start][1] % 2])
+                    start = i
+        self.bands.set_verts(bands)
+        self.bands.set_facecolors(colors or "none")
+        for t, i in zip(self.labels, self.shown, strict=True):
+            t.set_text(str(lengths[i]))
+        self.title.set_text(title)
+        return self.fig
+
+
 def sample_weight_bars(
     lengths: Sequence[int],
     columns: Mapping[str, Sequence[float]],
@@ -38,57 +137,30 @@ def sample_weight_bars(
     placement: Sequence[tuple[int, int]] | None = None,
     gaps: Mapping[str, float] | None = None,
     title: str = "",
-    figsize: tuple[float, float] = (7.5, 3.0),
+    key: bool = True,
+    figsize: tuple[float, float] = (7.5, 2.8),
 ) -> Figure:
     """Grouped bars: each sample's weight in the step under each column (e.g. full batch, naive).
 
-    ``columns[name]: [B]`` per-sample weights; ``placement[i] = (rank, micro_batch)`` labels the
-    bars; ``gaps`` (optional) adds a box listing gradient distances to the full batch.
+    ``columns[name]: [B]`` per-sample weights; ``placement[i] = (rank, micro_batch)`` shades the
+    samples of each GA step k alike (all ranks); ``key`` adds a line saying what is drawn;
+    ``gaps`` (optional) lists gradient distances to the full batch on that line. With
+    ``key=False`` and no gaps it is the same picture as ``WeightBars(B, columns).update(...)``.
     """
-    fig = Figure(figsize=figsize)
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.2, top=0.88)
-    if gaps:  # a text box, not a second axes: one axes keeps each redraw fast
-        lines = [f"{name}: {value:.1e}" for name, value in gaps.items()]
-        ax.text(
-            0.99,
-            0.97,
-            "gradient L2 distance to full batch\n" + "\n".join(lines),
-            transform=ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize=7,
-            bbox={"facecolor": "white", "edgecolor": "#bbbbbb"},
+    bars = WeightBars(len(lengths), list(columns), figsize=figsize)
+    fig = bars.update(lengths, columns, placement=placement, title=title)
+    notes = []
+    if key:
+        notes.append("under the bars: tokens per sample")
+        if placement is not None:
+            notes.append("bands: GA steps")
+    if gaps:
+        notes.append(
+            "gradient L2 distance to full batch: "
+            + ", ".join(f"{name}: {value:.1e}" for name, value in gaps.items())
         )
-    B = len(lengths)
-    names = list(columns)
-    width = 0.8 / max(len(names), 1)
-    handles = []
-    for j, name in enumerate(names):
-        # one PolyCollection per column instead of one Rectangle artist per bar: much faster
-        left = [i + (j - len(names) / 2) * width for i in range(B)]
-        boxes = [
-            [(x, 0), (x, h), (x + width, h), (x + width, 0)]
-            for x, h in zip(left, columns[name], strict=True)
-        ]
-        color = COLORS.get(name, f"C{j}")
-        ax.add_collection(PolyCollection(boxes, facecolors=color, edgecolors="none"))
-        handles.append(Patch(color=color, label=name))
-    ax.set_xlim(-0.6, B - 0.4)
-    labels = []
-    for i, n in enumerate(lengths):
-        where = "" if placement is None else f"\nr{placement[i][0]} mb{placement[i][1]}"
-        labels.append(f"{n} tok{where}")
-    step = max(1, B // 16)  # keep tick labels readable for many samples
-    ax.set_xticks(range(0, B, step), labels[::step], fontsize=7)
-    top = max((max(v) for v in columns.values() if len(v)), default=1.0)
-    ax.set_ylim(0, top * (1.5 if gaps else 1.2) if top > 0 else 1.0)  # room for legend and box
-    ax.yaxis.set_major_locator(MaxNLocator(4))  # every tick is text to lay out on each redraw
-    ax.set_ylabel("sample's weight in the step", fontsize=8)
-    ax.tick_params(axis="y", labelsize=7)
-    ax.legend(handles=handles, fontsize=7, frameon=False, ncols=len(names), loc="upper left")
-    if title:
-        ax.set_title(title, fontsize=9)
+    if notes:
+        fig.text(0.98, 0.01, "; ".join(notes), ha="right", va="bottom", fontsize=7)
     return fig
 
 

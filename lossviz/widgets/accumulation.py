@@ -17,7 +17,7 @@ from ..accumulation import NORMALIZATIONS, accumulation_weights, split_batch
 from ..batching import mask_from_lengths
 from ..devices import available_devices, describe_devices
 from ..model import TinyConfig
-from ..plots.accumulation import sample_weight_bars
+from ..plots.accumulation import WeightBars
 from ..reductions import weights
 from .base import EdgeCase, Explorer, View, check_finite
 
@@ -25,10 +25,16 @@ __all__ = ["render_accumulation", "accumulation_explorer", "GRADIENT_TOKEN_BUDGE
 
 GRADIENT_TOKEN_BUDGET = 1200  # above this many tokens the gradient panel would slow the slider
 GRADIENT_MAX_MICRO_BATCHES = 8  # each micro-batch is one more forward/backward per update
+# Attention costs rows x width^2 per pass (padding included): the full batch pads every row to the
+# longest sample. Above this many attention cells (full batch + micro-batches) the gap is skipped.
+GRADIENT_CELL_BUDGET = 600_000
 MAX_SAMPLES = 32  # more bars than this are unreadable at this size
 MAX_LENGTH = 512
-# A smaller model than the default keeps one gradient comparison near 20 ms on a laptop CPU.
-_WIDGET_MODEL = TinyConfig(vocab_size=32, d_model=16, n_heads=2, n_layers=1, max_len=MAX_LENGTH + 1)
+# A smaller model than the default keeps one gradient comparison near 20 ms on a laptop CPU; one
+# head halves the attention softmax and mask work, which dominates at a few hundred tokens.
+_WIDGET_MODEL = TinyConfig(vocab_size=32, d_model=16, n_heads=1, n_layers=1, max_len=MAX_LENGTH + 1)
+_BARS: dict[int, WeightBars] = {}  # one reusable figure per number of bars: no Figure per update
+_COLUMNS = ("full batch", "naive", "global")
 
 
 def _parse_lengths(text: str) -> list[int]:
@@ -43,6 +49,21 @@ def _parse_lengths(text: str) -> list[int]:
             )
         out.append(int(p))
     return out
+
+
+def _attention_cells(lengths: list[int], plan: list[list[list[int]]]) -> int:
+    """Rows x padded width^2 of the full-batch pass plus every micro-batch pass."""
+    full = len(lengths) * (max(lengths) + 1) ** 2
+    parts = sum(len(mb) * (max(lengths[i] for i in mb) + 1) ** 2 for r in plan for mb in r if mb)
+    return full + parts
+
+
+def _bars(B: int) -> WeightBars:
+    if B not in _BARS:
+        if len(_BARS) >= 8:  # a few layouts are enough; drop the oldest
+            _BARS.pop(next(iter(_BARS)))
+        _BARS[B] = WeightBars(B, _COLUMNS)
+    return _BARS[B]
 
 
 @lru_cache(maxsize=4)
@@ -92,6 +113,19 @@ def _gaps(lengths: tuple, G: int, R: int, normalize: str, device: str) -> dict[s
     return out
 
 
+@lru_cache(maxsize=64)
+def _columns(lengths: tuple, G: int, R: int) -> dict[str, torch.Tensor]:
+    """Per-sample weights ``[B]`` of one step: full batch, naive and global GA (any normalization).
+
+    Cached per layout: the normalization control does not change them.
+    """
+    mask = mask_from_lengths(list(lengths))
+    cols = {"full batch": weights(mask).sum(1)}
+    for n in ("naive", "global"):
+        cols[n] = accumulation_weights(mask, normalize=n, micro_batches=G, world_size=R).sum(1)
+    return cols
+
+
 def render_accumulation(
     lengths: str = "12, 40, 7, 300",
     micro_batch_size: int = 1,
@@ -114,10 +148,7 @@ def render_accumulation(
     mask = mask_from_lengths(batch_lengths)
     plan = split_batch(B, micro_batches=ga_steps, world_size=world_size)
     where = {i: (r, k) for r, rank in enumerate(plan) for k, mb in enumerate(rank) for i in mb}
-    split = {"micro_batches": ga_steps, "world_size": world_size}
-    cols = {"full batch": weights(mask).sum(1)}
-    for n in ("naive", "global"):
-        cols[n] = accumulation_weights(mask, normalize=n, **split).sum(1)
+    cols = _columns(tuple(batch_lengths), ga_steps, world_size)
     ratio = cols["naive"] / cols["full batch"]
     worst = int((ratio.log().abs()).argmax())
     check_finite(worst_ratio=float(ratio[worst]))
@@ -130,21 +161,27 @@ def render_accumulation(
         f"{float(ratio[worst]):.2f}x its full-batch weight; global: exactly 1x.",
     ]
     small = ga_steps * world_size <= GRADIENT_MAX_MICRO_BATCHES
-    if small and sum(batch_lengths) <= GRADIENT_TOKEN_BUDGET:
+    small = small and sum(batch_lengths) <= GRADIENT_TOKEN_BUDGET
+    if small and _attention_cells(batch_lengths, plan) <= GRADIENT_CELL_BUDGET:
         gaps = _gaps(tuple(batch_lengths), ga_steps, world_size, normalization, device)
         text = ", ".join(f"{k}: {v:.1e}" for k, v in gaps.items())
         lines.append(f"Gradient distance to the full batch (L2, tiny model on {device}): {text}.")
     else:
         lines.append(
             f"Gradient gap skipped to keep updates fast: it runs for at most "
-            f"{GRADIENT_MAX_MICRO_BATCHES} micro-batches (GA x ranks) and "
-            f"{GRADIENT_TOKEN_BUDGET} tokens."
+            f"{GRADIENT_MAX_MICRO_BATCHES} micro-batches (GA x ranks), "
+            f"{GRADIENT_TOKEN_BUDGET} tokens, and not when one long sample pads many short ones."
         )
-    fig = sample_weight_bars(
+    lines.append(
+        "Under the bars: tokens per sample; bands: GA steps; sample i runs on rank i mod ranks."
+    )
+    # same picture as plots.sample_weight_bars, drawn into a reused figure (no title or gap line:
+    # every letter in the figure costs a redraw, so the numbers go in the text below)
+    fig = _bars(B).update(
         batch_lengths,
         {k: v.tolist() for k, v in cols.items()},
         placement=[where[i] for i in range(B)],
-    )  # the gradient gap goes in the text below: a box in the figure costs ~25% of a redraw
+    )
     data = {
         "lengths": batch_lengths,
         **{k: v.tolist() for k, v in cols.items()},
