@@ -7,21 +7,7 @@ import os
 import statistics
 import time
 
-from matplotlib.figure import Figure
-
-from lossviz.widgets.base import figure_png
-
-
-def reference_seconds(repeats: int = 10) -> float:
-    """Median time to draw and encode a one-line figure: the machine's floor for any explorer."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fig = Figure(figsize=(6.4, 3.0))
-        fig.add_subplot().plot([0, 1], [0, 1])
-        figure_png(fig, dpi=80)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from lossviz.widgets.latency import p95, reference_seconds
 
 
 def report(name: str, explorer, settings: list[dict], rounds: int = 3) -> None:
@@ -33,16 +19,15 @@ def report(name: str, explorer, settings: list[dict], rounds: int = 3) -> None:
                 explorer.controls[control].value = value
             times.append(explorer.last_seconds)
     times.sort()
-    ref = reference_seconds()
+    ref = reference_seconds(n=10)
     median = statistics.median(times)
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
     print(
         json.dumps(
             {
                 "benchmark": name,
                 "updates": len(times),
                 "median_ms": round(1e3 * median, 1),
-                "p95_ms": round(1e3 * p95, 1),
+                "p95_ms": round(1e3 * p95(times), 1),
                 "target_p95_ms": 100,
                 "reference_one_line_figure_ms": round(1e3 * ref, 1),
                 "median_vs_reference": round(median / ref, 2),
@@ -65,12 +50,11 @@ def report_cpu(name: str, explorer, settings: list[dict], rounds: int = 3) -> No
                 explorer.controls[control].value = value
             times.append(time.process_time() - start)
     times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
     summary = {
         "benchmark": name,
         "updates": len(times),
         "cpu_median_ms": round(1e3 * statistics.median(times), 1),
-        "cpu_p95_ms": round(1e3 * p95, 1),
+        "cpu_p95_ms": round(1e3 * p95(times), 1),
         "cpu_max_ms": round(1e3 * times[-1], 1),
         "target_cpu_p95_ms": 80,
     }

@@ -15,10 +15,8 @@ import json
 import statistics
 import time
 
-from matplotlib.figure import Figure
-
 from lossviz.widgets.accumulation import _columns, _gaps, accumulation_explorer
-from lossviz.widgets.base import figure_png
+from lossviz.widgets.latency import p95, reference_seconds
 
 SETTINGS = [
     ("ga_steps", 2),
@@ -36,19 +34,6 @@ SETTINGS = [
 ]
 
 
-def _reference() -> tuple[float, float]:
-    start, cpu = time.perf_counter(), time.process_time()
-    fig = Figure(figsize=(7.5, 3.0))
-    fig.subplots().bar(range(4), [1, 2, 3, 4])
-    figure_png(fig, dpi=80)
-    return time.perf_counter() - start, time.process_time() - cpu
-
-
-def _p95(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
-
-
 def main(rounds: int = 3) -> dict:
     explorer = accumulation_explorer()
     explorer.update()  # warm-up: imports, first figure, first model
@@ -62,22 +47,21 @@ def main(rounds: int = 3) -> dict:
             times.append(time.perf_counter() - start)
             cpus.append(time.process_time() - cpu)
             with_gap += explorer.last_view.data.get("gaps") is not None
-            wall_ref, cpu_ref = _reference()
-            refs.append(wall_ref)
-            ref_cpus.append(cpu_ref)
+            refs.append(reference_seconds(n=1))
+            ref_cpus.append(reference_seconds(n=1, clock=time.process_time))
     med, ref = statistics.median(times), statistics.median(refs)
     return {
         "benchmark": "accumulation_explorer_update",
         "updates": len(times),
         "updates_with_gradient_gap": with_gap,
         "median_ms": round(1000 * med, 1),
-        "p95_ms": round(1000 * _p95(times), 1),
+        "p95_ms": round(1000 * p95(times), 1),
         "reference_median_ms": round(1000 * ref, 1),
         "median_over_reference": round(med / ref, 2),
-        "p95_over_reference": round(_p95(times) / ref, 2),
+        "p95_over_reference": round(p95(times) / ref, 2),
         # CPU time of this process: close to the wall time an idle machine would show
         "cpu_median_ms": round(1000 * statistics.median(cpus), 1),
-        "cpu_p95_ms": round(1000 * _p95(cpus), 1),
+        "cpu_p95_ms": round(1000 * p95(cpus), 1),
         "reference_cpu_median_ms": round(1000 * statistics.median(ref_cpus), 1),
     }
 

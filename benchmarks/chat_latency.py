@@ -11,10 +11,8 @@ import json
 import statistics
 import time
 
-from matplotlib.figure import Figure
-
-from lossviz.widgets.base import figure_png
 from lossviz.widgets.chat import chat_explorer
+from lossviz.widgets.latency import p95, reference_seconds
 
 CHANGES = [
     ("prompt_weight", 0.1),
@@ -40,22 +38,9 @@ CHANGES = [
 ]
 
 
-def p95(xs):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
-
-
-def reference_seconds() -> float:
-    start = time.perf_counter()
-    fig = Figure(figsize=(7.5, 4.2))
-    fig.add_subplot().plot([0, 1], [0, 1])
-    figure_png(fig, dpi=80)
-    return time.perf_counter() - start
-
-
 def main(rounds: int = 3) -> dict:
     explorer = chat_explorer()
-    reference_seconds()  # warm the font cache
+    reference_seconds(n=1)  # warm the font cache
     updates, cpu, refs = [], [], []
     for _ in range(rounds):
         for name, value in CHANGES:
@@ -63,7 +48,7 @@ def main(rounds: int = 3) -> dict:
             explorer.controls[name].value = value
             cpu.append(time.process_time() - start)
             updates.append(explorer.last_seconds)
-            refs.append(reference_seconds())
+            refs.append(reference_seconds(n=1))
     result = {
         "benchmark": "chat_explorer_update",
         "updates": len(updates),

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
-from matplotlib.figure import Figure
-
-from lossviz.widgets.base import figure_png
-from lossviz.widgets.latency import default_sweeps, summarize, time_updates
+from lossviz.widgets.latency import default_sweeps, reference_seconds, summarize, time_updates
 from lossviz.widgets.reductions import reduction_explorer
 
 # name -> (factory, sweeps or None for every control's default values)
@@ -35,18 +31,6 @@ EXPLORERS = {
         ],
     ),
 }
-
-
-def reference_seconds(n: int = 15, clock=time.perf_counter) -> float:
-    """Median seconds to build and PNG-encode a one-axes line plot at dpi 80."""
-    times = []
-    for _ in range(n):
-        t0 = clock()
-        fig = Figure(figsize=(4, 3), dpi=80)
-        fig.subplots().plot([0, 1, 2], [0, 1, 0])
-        figure_png(fig)
-        times.append(clock() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -44,3 +44,10 @@ def test_a_broken_setting_is_reported():
 def test_summary_in_milliseconds():
     s = summarize([0.01] * 19 + [0.5])
     assert s == {"updates": 20, "median_ms": 10.0, "p95_ms": 10.0, "max_ms": 500.0}
+
+
+def test_p95_and_reference():
+    from lossviz.widgets.latency import p95, reference_seconds
+
+    assert p95([0.001 * i for i in range(1, 101)]) == 0.095
+    assert 0 < reference_seconds(n=2) < 10

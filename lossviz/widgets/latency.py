@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .base import Explorer
 
-__all__ = ["time_updates", "summarize", "default_sweeps"]
+__all__ = ["time_updates", "summarize", "default_sweeps", "p95", "reference_seconds"]
 
 
 def default_sweeps(explorer: Explorer, max_values: int = 6) -> list[tuple[str, list]]:
@@ -66,13 +66,38 @@ def time_updates(
     return times
 
 
+def p95(times: Sequence[float]) -> float:
+    """The 95th percentile (nearest rank) of ``times``."""
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
 def summarize(times: Sequence[float]) -> dict:
     """Median, p95 and max in milliseconds, and the number of updates."""
-    ordered = sorted(times)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {
-        "updates": len(ordered),
-        "median_ms": round(1000 * statistics.median(ordered), 1),
-        "p95_ms": round(1000 * p95, 1),
-        "max_ms": round(1000 * ordered[-1], 1),
+        "updates": len(times),
+        "median_ms": round(1000 * statistics.median(times), 1),
+        "p95_ms": round(1000 * p95(times), 1),
+        "max_ms": round(1000 * max(times), 1),
     }
+
+
+def reference_seconds(n: int = 15, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median seconds to build a one-axes line plot and encode it as an explorer does (dpi 80).
+
+    The floor any matplotlib explorer pays on this machine: benchmarks report their medians as a
+    ratio to it, so numbers from a busy or a fast machine can be compared.
+    """
+    from matplotlib.figure import Figure
+
+    from .base import figure_png
+
+    times = []
+    for i in range(n + 1):  # the first draw warms font caches and is not counted
+        t0 = clock()
+        fig = Figure(figsize=(6.4, 3.0))
+        fig.add_subplot().plot([0, 1, 2], [0, 1, 0])
+        figure_png(fig, dpi=80)
+        if i:
+            times.append(clock() - t0)
+    return statistics.median(times)
