@@ -127,6 +127,7 @@ def lab(tmp_path_factory):
             str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
             f"--ServerApp.token={token}", f"--ServerApp.root_dir={served}",
             f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={root / 'ws'}",
+            "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the kernel's real state
         ]
         + (["--allow-root"] if os.geteuid() == 0 else []),  # CI containers run as root
         cwd=served,
@@ -140,7 +141,12 @@ def lab(tmp_path_factory):
             log.flush()
             tail = (root / "jupyter.log").read_text()[-3000:]
             pytest.fail(f"{err}; its log ends with:\n{tail}")
-        yield {"base": f"http://127.0.0.1:{port}", "token": token, "pid": proc.pid}
+        yield {
+            "base": f"http://127.0.0.1:{port}",
+            "token": token,
+            "pid": proc.pid,
+            "log": root / "jupyter.log",
+        }
     finally:
         left = _stop(proc)
         log.close()
@@ -192,18 +198,89 @@ def _has_explorer(notebook: Path) -> bool:
     return any("_explorer(" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
+KERNEL_READY_JS = """() => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const ctx = panel && panel.sessionContext;
+  const kernel = ctx && ctx.session && ctx.session.kernel;
+  return !!(ctx && ctx.isReady && kernel && kernel.connectionStatus === 'connected'
+            && kernel.status === 'idle');
+}"""
+RUN_STARTED_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+  .some(p => /\\[(\\d+|\\*)\\]/.test(p.textContent))"""
+STATE_JS = """() => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const ctx = panel && panel.sessionContext;
+  const kernel = ctx && ctx.session && ctx.session.kernel;
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+    .map(p => p.textContent.trim());
+  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  return {
+    indicator: indicator ? indicator.dataset.status : null,
+    ready: ctx ? ctx.isReady : null,
+    kernel: kernel ? kernel.status + '/' + kernel.connectionStatus : null,
+    done: prompts.filter(t => /\\[\\d+\\]/.test(t)).length,
+    running_or_queued: prompts.filter(t => t.includes('[*]')).length,
+    not_run: prompts.filter(t => !/\\[(\\d+|\\*)\\]/.test(t)).length,
+    dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText.slice(0, 200)),
+  };
+}"""
+START_TIMEOUT_MS = 60_000  # from Run All to the first cell queued or running
+
+
+def _diagnose(page, lab, what: str) -> str:
+    """What the page and the server looked like when ``what`` did not happen (for the CI log)."""
+    try:
+        state = page.evaluate(STATE_JS)
+    except Exception as err:  # the page itself may be gone
+        state = f"page state unavailable: {err}"
+    log = lab["log"].read_text()[-2000:] if lab["log"].exists() else "(no jupyter log)"
+    return f"{what}\npage: {state}\njupyter log ends with:\n{log}"
+
+
+def _wait_for_kernel(page, lab, notebook: Path, timeout: float = 120) -> None:
+    """Wait for a connected, idle kernel; accept a "Select Kernel" dialog (the default kernel)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.evaluate(KERNEL_READY_JS):
+            return
+        accept = page.locator(".jp-Dialog .jp-mod-accept")
+        if "Kernel" in " ".join(page.locator(".jp-Dialog").all_inner_texts()) and accept.count():
+            accept.first.click()
+        time.sleep(0.25)
+    pytest.fail(_diagnose(page, lab, f"{notebook.name}: no idle kernel within {timeout:.0f} s"))
+
+
 def _run_all(page, lab, notebook: Path) -> None:
+    """Open the notebook, wait for a connected idle kernel, clear it, Run All, wait for the end.
+
+    Run All is sent only once the kernel is connected and idle: sent while the kernel of a lab that
+    has just started is still coming up, JupyterLab can drop the cells unrun. Should no cell start
+    within a minute even so, Run All is sent again (at most twice more).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(f"{lab['base']}/lab/tree/{notebook.name}?token={lab['token']}&reset")
     page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+    _wait_for_kernel(page, lab, notebook)
     _menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function(
         "() => ![...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]"
         ".some(p => /\\[\\d+\\]/.test(p.textContent))",
         timeout=30_000,
     )
-    _menu(page, "Run", "Run All Cells")
-    page.wait_for_function(ALL_RUN_JS, timeout=RUN_TIMEOUT_MS, polling=500)
+    for _attempt in range(3):
+        _menu(page, "Run", "Run All Cells")
+        try:
+            page.wait_for_function(RUN_STARTED_JS, timeout=START_TIMEOUT_MS, polling=250)
+            break
+        except PlaywrightTimeout:
+            _wait_for_kernel(page, lab, notebook)
+    else:
+        pytest.fail(_diagnose(page, lab, f"{notebook.name}: Run All (sent 3 times) ran no cell"))
+    try:
+        page.wait_for_function(ALL_RUN_JS, timeout=RUN_TIMEOUT_MS, polling=500)
+    except PlaywrightTimeout:
+        pytest.fail(_diagnose(page, lab, f"{notebook.name}: Run All did not finish in 180 s"))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
@@ -226,7 +303,7 @@ def test_run_all_without_errors(lab, page, notebook):
                 f"{notebook.name}: the explorer was not rendered as a widget"
             )
             _move_a_control(page, notebook)
-    except Exception:
+    except (Exception, pytest.fail.Exception):
         page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}_failed.png"))
         raise
     finally:
