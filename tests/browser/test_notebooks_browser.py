@@ -198,15 +198,7 @@ def _has_explorer(notebook: Path) -> bool:
     return any("_explorer(" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
-KERNEL_READY_JS = """() => {
-  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const ctx = panel && panel.sessionContext;
-  const kernel = ctx && ctx.session && ctx.session.kernel;
-  return !!(ctx && ctx.isReady && kernel && kernel.connectionStatus === 'connected'
-            && kernel.status === 'idle');
-}"""
-RUN_STARTED_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
-  .some(p => /\\[(\\d+|\\*)\\]/.test(p.textContent))"""
+# The page's kernel and cells, read through window.jupyterapp (lab runs with expose_app_in_browser).
 STATE_JS = """() => {
   const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const ctx = panel && panel.sessionContext;
@@ -224,7 +216,6 @@ STATE_JS = """() => {
     dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText.slice(0, 200)),
   };
 }"""
-START_TIMEOUT_MS = 60_000  # from Run All to the first cell queued or running
 
 
 def _diagnose(page, lab, what: str) -> str:
@@ -237,17 +228,25 @@ def _diagnose(page, lab, what: str) -> str:
     return f"{what}\npage: {state}\njupyter log ends with:\n{log}"
 
 
-def _wait_for_kernel(page, lab, notebook: Path, timeout: float = 120) -> None:
-    """Wait for a connected, idle kernel; accept a "Select Kernel" dialog (the default kernel)."""
+def _kernel_ready(state: dict) -> bool:
+    return bool(state["ready"]) and state["kernel"] == "idle/connected"
+
+
+def _run_started(state: dict) -> bool:
+    return state["done"] + state["running_or_queued"] > 0
+
+
+def _wait_for(page, lab, notebook: Path, until, what: str, timeout: float) -> None:
+    """Poll the page's state until ``until(state)``; accept a "Select Kernel" dialog meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if page.evaluate(KERNEL_READY_JS):
+        if until(page.evaluate(STATE_JS)):
             return
         accept = page.locator(".jp-Dialog .jp-mod-accept")
         if "Kernel" in " ".join(page.locator(".jp-Dialog").all_inner_texts()) and accept.count():
-            accept.first.click()
+            accept.first.click()  # the default kernel
         time.sleep(0.25)
-    pytest.fail(_diagnose(page, lab, f"{notebook.name}: no idle kernel within {timeout:.0f} s"))
+    pytest.fail(_diagnose(page, lab, f"{notebook.name}: {what} within {timeout:.0f} s"))
 
 
 def _run_all(page, lab, notebook: Path) -> None:
@@ -261,22 +260,19 @@ def _run_all(page, lab, notebook: Path) -> None:
 
     page.goto(f"{lab['base']}/lab/tree/{notebook.name}?token={lab['token']}&reset")
     page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
-    _wait_for_kernel(page, lab, notebook)
+    _wait_for(page, lab, notebook, _kernel_ready, "no connected, idle kernel", 120)
     _menu(page, "Edit", "Clear Outputs of All Cells")
-    page.wait_for_function(
-        "() => ![...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]"
-        ".some(p => /\\[\\d+\\]/.test(p.textContent))",
-        timeout=30_000,
-    )
-    for _attempt in range(3):
+    _wait_for(page, lab, notebook, lambda state: state["done"] == 0, "outputs not cleared", 30)
+    for attempt in range(3):
         _menu(page, "Run", "Run All Cells")
         try:
-            page.wait_for_function(RUN_STARTED_JS, timeout=START_TIMEOUT_MS, polling=250)
+            what = f"Run All (sent {attempt + 1} times) started no cell"
+            _wait_for(page, lab, notebook, _run_started, what, 60)
             break
-        except PlaywrightTimeout:
-            _wait_for_kernel(page, lab, notebook)
-    else:
-        pytest.fail(_diagnose(page, lab, f"{notebook.name}: Run All (sent 3 times) ran no cell"))
+        except pytest.fail.Exception:
+            if attempt == 2:
+                raise
+            _wait_for(page, lab, notebook, _kernel_ready, "no connected, idle kernel", 60)
     try:
         page.wait_for_function(ALL_RUN_JS, timeout=RUN_TIMEOUT_MS, polling=500)
     except PlaywrightTimeout:
