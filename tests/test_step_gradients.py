@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import lossviz as lv
@@ -89,6 +89,7 @@ def test_gradient_gap_report_separates_rounding_from_the_bug():
     st.integers(1, 2),
     st.sampled_from(["naive", "global", "sum"]),
 )
+@example([19, 20, 12, 14, 5, 3], 1, 2, "sum")  # 1.19e-6 apart in float32: rounding at |g| = 3
 def test_any_ga_loop_gradient_is_the_gradient_of_w(lengths, G, R, normalize):
     if len(lengths) < R:
         return
@@ -97,4 +98,8 @@ def test_any_ga_loop_gradient_is_the_gradient_of_w(lengths, G, R, normalize):
     kw = {"micro_batches": G, "world_size": R, "normalize": normalize}
     ga = lv.accumulated_grad(model, batch, **kw)
     W = lv.accumulation_weights(batch.loss_mask(), **kw)
-    assert (ga - lv.weighted_grad(model, batch, W)).abs().max() < 1e-6
+    predicted = lv.weighted_grad(model, batch, W)
+    # float32 rounding grows with the gradient's size (unnormalized `sum` reaches about 3, where
+    # one ulp is 2.4e-7): allow a few ulps of the largest entry, far below any weighting error
+    tol = 2e-6 * max(1.0, predicted.abs().max().item())
+    assert (ga - predicted).abs().max() < tol
