@@ -18,7 +18,7 @@ def pyproject_packages() -> set[str]:
     reqs = project["dependencies"] + [
         r for extra in project["optional-dependencies"].values() for r in extra
     ]
-    return {_name(r) for r in reqs}
+    return {_name(r) for r in reqs} - {"lossviz"}  # the dev set names the trainers extra
 
 
 def environment_packages() -> set[str]:
@@ -81,3 +81,18 @@ def test_readme_code_runs_and_states_true_numbers():
     assert round(float(lv.completion_share(1, 100, 0.1)), 4) == 0.0909
     table = scope["table"]
     assert (table.overflow["float16"], table.stall["bfloat16"]) == (10872, 849)
+
+
+def test_the_core_imports_without_the_trainers_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('transformers', 'accelerate', 'trl', 'datasets'):\n"
+        "    sys.modules[name] = None  # import of any of them now fails\n"
+        "import lossviz, lossviz.chat, lossviz.rl, lossviz.precision\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
