@@ -47,6 +47,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/chat_latency.py
 	$(BIN)/python benchmarks/precision_latency.py
 	$(BIN)/python benchmarks/rl_latency.py
+	$(BIN)/python benchmarks/preference_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -55,8 +55,13 @@ def pair_weights_figure(
             names.append(f"#{b} {kind} n={n}  Σ={np.nansum(w[b, :n]):+.3g}")
     top = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.0
     top = top if top > 0 else 1.0
-    fig = Figure(figsize=(7.2, 1.2 + 0.34 * 2 * pairs), dpi=dpi, layout="constrained")
-    ax = fig.subplots()
+    height = 1.2 + 0.34 * 2 * pairs
+    fig = Figure(figsize=(7.2, height), dpi=dpi)
+    # fixed rectangles instead of a constrained layout, which costs most of a redraw; the left
+    # margin fits the row names, the bottom one the axis label (both in inches, so any B fits)
+    bottom, top_margin = 0.55 / height, 0.35 / height
+    ax = fig.add_axes((0.31, bottom, 0.53, 1 - bottom - top_margin))
+    cax = fig.add_axes((0.86, bottom, 0.02, 1 - bottom - top_margin))
     im = ax.imshow(
         np.ma.masked_invalid(grid),
         cmap=_CMAP,
@@ -70,7 +75,7 @@ def pair_weights_figure(
     ax.set_xlabel("response token t")
     for b in range(1, pairs):
         ax.axhline(2 * b - 0.5, color="black", lw=1.0)
-    fig.colorbar(im, ax=ax, label="W = -dL/d logp", fraction=0.05, pad=0.02)
+    fig.colorbar(im, cax=cax, label="W = -dL/d logp")
     if title:
         ax.set_title(title, fontsize=10)
     return fig
