@@ -76,3 +76,22 @@ def test_explorer_shows_edge_cases_as_text_and_recovers():
     ex.controls["rejected_shift"].value = -1.0
     ex.controls["beta"].value = 10.0
     assert "nan" not in ex.last_view.text.lower() and "inf" not in ex.last_view.text.lower()
+
+
+def test_notebook_13_suggestions():
+    """The 'what to try' of notebook 13, each as the reader would set it."""
+    ex = preference_explorer(chosen_lengths="4, 40", rejected_lengths="4, 40")
+    ex.controls["chosen_shift"].value = 0.2
+    ex.controls["rejected_shift"].value = -0.2
+    view = ex.last_view
+    per_token = [t / n for t, n in zip(view.data["chosen_total"], (4, 40), strict=True)]
+    # z = 0.1 * 0.2 * (4 + 4) = 0.16 vs 1.6: sigma(-1.6) / sigma(-0.16) = 0.37
+    assert per_token[1] / per_token[0] == pytest.approx(
+        (1 / (1 + math.exp(1.6))) / (1 / (1 + math.exp(0.16)))
+    )
+    ex.controls["loss"].value = "ipo"
+    ex.controls["beta"].value = 1.0
+    ex.controls["chosen_shift"].value = 0.5
+    ex.controls["rejected_shift"].value = -0.5
+    assert all(t < 0 for t in ex.last_view.data["chosen_total"])
+    assert "past its target" in ex.last_view.text
