@@ -3,6 +3,8 @@
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lossviz import preference
 from lossviz.widgets.base import EdgeCase
@@ -95,3 +97,20 @@ def test_notebook_13_suggestions():
     ex.controls["rejected_shift"].value = -0.5
     assert all(t < 0 for t in ex.last_view.data["chosen_total"])
     assert "past its target" in ex.last_view.text
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(1, 512), min_size=1, max_size=6),
+    st.sampled_from(preference.LOSSES),
+    st.floats(0.01, 10.0),
+    st.floats(0.0, 3.0),
+    st.floats(-1.0, 1.0),
+    st.floats(-1.0, 1.0),
+)
+def test_every_slider_setting_draws_finite_numbers(lengths, loss, beta, gamma, d_c, d_r):
+    chosen, rejected = ", ".join(map(str, lengths)), ", ".join(map(str, lengths[::-1]))
+    view = render_preference(chosen, rejected, loss, beta, gamma, d_c, d_r)
+    numbers = [view.data["loss"], *view.data["chosen_total"], *view.data["rejected_total"]]
+    assert all(math.isfinite(v) for v in numbers)
+    assert "nan" not in view.text.lower() and "inf" not in view.text.lower()
