@@ -70,8 +70,8 @@ def render_preference(
     total_c = [float(v) for v in w_c.sum(dim=1)]
     total_r = [float(v) for v in w_r.sum(dim=1)]
     lines = [
-        f"{LABELS[loss]}, beta={beta:g}"
-        + (f", gamma={gamma:g}" if loss == "simpo" else "")
+        f"{LABELS[loss]}, beta={beta:.3g}"
+        + (f", gamma={gamma:.3g}" if loss == "simpo" else "")
         + f": loss {value:.4f}",
         "green: descent raises that token's log-prob; pink: lowers it; grey: padding",
     ]
