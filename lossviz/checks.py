@@ -23,6 +23,7 @@ __all__ = [
     "number",
     "integer_list",
     "parse_list",
+    "parse_int",
     "arg_type",
     "float_dtype",
 ]
@@ -34,7 +35,7 @@ class ArgumentTypeError(TypeError, ValueError):
 
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_SEPARATORS = re.compile(r"[,;\s]+")
+_SEPARATORS = re.compile(r"\s*[,;]\s*|\s+")
 
 
 def integer(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
@@ -115,26 +116,58 @@ def parse_list(
 ) -> list:
     """``"12, 40 ;7"`` -> ``[12, 40, 7]``: text typed by a person (CLI option, explorer text box).
 
-    Separators: commas, semicolons, spaces. ``kind=int`` takes ASCII whole numbers only; ``kind=float``
-    any finite ASCII number (``1e-8``). A ``ValueError`` says which entry is wrong and shows ``example``.
+    Entries are separated by commas, semicolons or spaces; an empty entry between two commas is an
+    error. ``kind=int`` takes ASCII integers only; ``kind=float`` any finite ASCII number (``1e-8``);
+    ``kind=str`` names (``low``/``high`` then do not apply).
+    A ``ValueError`` names ``what``, the wrong entry and shows ``example``.
     """
     text = str(text)
-    parts = [p for p in _SEPARATORS.split(text.strip()) if p]
-    plural = f"{what}s" if not what.endswith("s") else what
-    if not parts:
+    body = text.strip().strip(",;").strip()
+    plural = what if what.endswith("s") else f"{what}s"
+    if not body:
         raise ValueError(f"type at least one {what}, e.g. {example}")
+    parts = _SEPARATORS.split(body)
+    if any(not p for p in parts):
+        raise ValueError(
+            f"{plural} must be comma-separated values such as {example}; {text!r} has an empty "
+            "entry between two commas"
+        )
     out = []
     for p in parts:
         value = _parse_one(p, kind)
         if value is None:
-            noun = "whole numbers" if kind is int else "finite numbers"
-            raise ValueError(f"{plural} must be {noun} such as {example}; {p!r} is not one")
-        _check_range(what, value, low, high, "whole number" if kind is int else "number")
+            noun = _plural_noun(kind, low)
+            raise ValueError(
+                f"{plural} must be comma-separated {noun} such as {example}; {p!r} is not one"
+            )
+        if kind is not str:
+            _check_range(what, value, low, high, "integer" if kind is int else "number")
         out.append(value)
     return out
 
 
-def _parse_one(text: str, kind: type) -> int | float | None:
+def parse_int(text: str, what: str, *, low: int | None = None, high: int | None = None) -> int:
+    """One integer typed by a person (a CLI option): ``parse_list`` with exactly one entry."""
+    value = _parse_one(str(text).strip(), int)
+    if value is None:
+        need = "a positive integer" if low == 1 else "an integer"
+        raise ValueError(f"{what} must be {need} such as 4, got {text!r}")
+    _check_range(what, value, low, high, "integer")
+    return value
+
+
+def _plural_noun(kind: type, low: float | None) -> str:
+    noun = "integers" if kind is int else "finite numbers"
+    if low == 1 and kind is int:
+        return "positive integers"
+    if low == 0:
+        return f"non-negative {noun}"
+    return noun
+
+
+def _parse_one(text: str, kind: type) -> int | float | str | None:
+    if kind is str:
+        return text
     if kind is int:
         return int(text) if _INT_TEXT.fullmatch(text) else None
     if not text.isascii():
@@ -188,6 +221,6 @@ def _check_range(
     elif low is None:
         need = f"a {noun} <= {high}"
     else:
-        need = f"a {noun} between {low} and {high}"
+        need = f"{'an' if noun[0] in 'aeiou' else 'a'} {noun} between {low} and {high}"
     shown = f"{value}" if isinstance(value, int) and abs(value) < 10**12 else f"{value:g}"
     raise ValueError(f"{name} must be {need}, got {shown}")
