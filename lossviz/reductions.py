@@ -327,7 +327,7 @@ def reduce(
 ) -> torch.Tensor:
     """``sum(W * losses)``: the scalar loss of per-token ``losses: [B, T]`` under ``reduction``.
 
-    ``W`` and the sum are computed in float32 (float64 if either input is float64) and the loss is
+    ``W`` and the sum are computed in float32 (float64 for float64 losses) and the loss is
     returned in the dtype of ``losses``, as ``F.cross_entropy`` returns it. Positions with ``W = 0``
     never reach the result, so an inf or NaN loss at a masked position does not make it NaN.
     """
@@ -340,7 +340,7 @@ def reduce(
         raise ValueError(
             f"losses {tuple(losses.shape)} and mask {tuple(mask.shape)} must have the same shape"
         )
-    dtype = float_dtype(losses.dtype, mask.dtype)
+    dtype = float_dtype(losses.dtype)  # the losses decide: float64 only for float64 losses
     w = weights(mask.to(dtype), reduction, **params).to(losses.device)
     # torch.where, not w * l alone: 0 * inf is NaN, and a padded position may hold anything
     total = torch.where(w != 0, w * losses.to(dtype), 0.0).sum()

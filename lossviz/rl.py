@@ -231,11 +231,11 @@ def policy_loss(
 ) -> torch.Tensor:
     """Unclipped policy-gradient loss ``sum W * (-A_b * exp(logp - old_logp))`` (shapes ``[B, T]``).
 
-    ``W`` and the sum in float32 (float64 with float64 inputs), the loss in ``logp``'s dtype; padded
+    ``W`` and the sum in float32 (float64 for float64 ``logp``), the loss in ``logp``'s dtype; padded
     positions (``W = 0``) never reach it, so a huge or inf log-ratio there cannot make it inf or NaN.
     """
     w = mode_weights(mask, mode, max_length=max_length)
-    dtype = float_dtype(w.dtype, logp.dtype)
+    dtype = float_dtype(logp.dtype)
     w = w.to(dtype=dtype, device=logp.device)
     keep = w != 0
     # zero the log-ratio where W = 0 before exp: exp(inf) there would give a NaN gradient
