@@ -73,8 +73,12 @@ class GradientWeightsPicture:
         n = self.n
         if len(values) != n or len(lengths) != n:
             raise ValueError(f"this picture has {n} responses; got {len(lengths)}, {len(values)}")
+        # draw values / scale: a range of 1e-320 or 1e300 would overflow the transform's matrix
+        scale = float(np.max(np.abs(values))) if np.isfinite(values).all() else 0.0
+        scale = scale if scale > 0 else 1.0
+        values = values / scale
         lo, hi = _value_range(values)
-        # value units -> figure fraction: x = response index, y = value
+        # value units -> figure fraction: x = response index, y = value / scale
         self._to_fig.clear().translate(0.5, -lo).scale(
             (_RIGHT - _LEFT) / max(n, 1), (_TOP - _BOTTOM) / (hi - lo)
         ).translate(_LEFT, _BOTTOM)
@@ -89,7 +93,7 @@ class GradientWeightsPicture:
         for k, text in enumerate(self._scale):
             v = ticks[k] if k < len(ticks) else None
             text.set_visible(v is not None)
-            text.set_text("" if v is None else "0" if v == 0 else f"{v:+.2g}")
+            text.set_text("" if v is None else "0" if v == 0 else f"{v * scale:+.2g}")
             text.set_y(self._to_fig.transform((0.0, v or 0.0))[1])
         # names under the bars: "#b n=N" while they fit, "#b" beyond 8 responses
         for b, (name, length) in enumerate(zip(self._names, lengths, strict=True)):
