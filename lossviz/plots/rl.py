@@ -73,9 +73,10 @@ class GradientWeightsPicture:
         n = self.n
         if len(values) != n or len(lengths) != n:
             raise ValueError(f"this picture has {n} responses; got {len(lengths)}, {len(values)}")
-        # draw values / scale: a range of 1e-320 or 1e300 would overflow the transform's matrix
-        scale = float(np.max(np.abs(values))) if np.isfinite(values).all() else 0.0
-        scale = scale if scale > 0 else 1.0
+        # bars are drawn in value units, unless the range is so small or large (1e-320, 1e300)
+        # that the transform's matrix would overflow: then in units of the largest |value|
+        top = float(np.max(np.abs(values), initial=0.0)) if np.isfinite(values).all() else 0.0
+        scale = top if top > 0 and not 1e-100 < top < 1e100 else 1.0
         values = values / scale
         lo, hi = _value_range(values)
         # value units -> figure fraction: x = response index, y = value / scale
