@@ -349,9 +349,10 @@ def reduce(
 
 def _to_loss_dtype(total: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     out = total.to(dtype)
-    if bool(torch.isfinite(total)) and not bool(torch.isfinite(out)):
+    # only a float16/bfloat16 loss can overflow here (one device sync, only in that case)
+    if out.dtype != total.dtype and bool(torch.isfinite(total) & ~torch.isfinite(out)):
         warnings.warn(
-            f"the loss {float(total):.6g} does not fit {dtype} (largest finite value "
+            f"the loss {float(total.detach()):.6g} does not fit {dtype} (largest finite value "
             f"{torch.finfo(dtype).max:g}) and becomes inf; compute it from float32 losses "
             "(logits.float()) or use a mean instead of a sum",
             RuntimeWarning,
