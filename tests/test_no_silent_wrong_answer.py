@@ -192,13 +192,13 @@ def test_masked_inf_or_nan_never_reaches_the_loss():
         losses = torch.tensor([[1.0, bad]], requires_grad=True)
         out = lv.reduce(losses, torch.tensor([[1.0, 0.0]]))
         out.backward()
-        assert float(out) == 1.0 and losses.grad.tolist() == [[1.0, 0.0]]
+        assert float(out.detach()) == 1.0 and losses.grad.tolist() == [[1.0, 0.0]]
     logp = torch.tensor([[0.0, 100.0]], requires_grad=True)
     loss = rl.policy_loss(
         logp, torch.zeros(1, 2), torch.tensor([1.0]), torch.tensor([[1.0, 0]]), "grpo"
     )
     loss.backward()
-    assert float(loss) == -1.0 and logp.grad.tolist() == [[-1.0, 0.0]]
+    assert float(loss.detach()) == -1.0 and logp.grad.tolist() == [[-1.0, 0.0]]
 
 
 @pytest.mark.parametrize(
