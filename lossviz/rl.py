@@ -239,7 +239,7 @@ def policy_loss(
     w = w.to(dtype=dtype, device=logp.device)
     keep = w != 0
     # zero the log-ratio where W = 0 before exp: exp(inf) there would give a NaN gradient
-    delta = torch.where(keep, (logp - old_logp).to(dtype), 0.0)
+    delta = (logp - old_logp).to(dtype).masked_fill(~keep, 0.0)  # its gradient there: +0.0
     adv = _advantages(advantages, w.shape[0], dtype).to(logp.device)
     per_token = -adv.unsqueeze(1) * torch.exp(delta)
-    return torch.where(keep, w * per_token, 0.0).sum().to(logp.dtype)
+    return (w * per_token).sum().to(logp.dtype)  # finite at padding: delta is 0 there
