@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
+import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 
+from .checks import arg_type, parse_int, parse_list
 from .tasks import OPS, Bucket, TaskConfig
 from .training import ARMS, ExperimentConfig, _threads, run_experiment, train_arm
 
@@ -39,6 +42,7 @@ __all__ = [
     "paired_summary",
     "sign_test",
     "add_arguments",
+    "check_writable",
     "run",
 ]
 
@@ -248,19 +252,13 @@ def format_table(results: dict, metric: str = "accuracy") -> str:
     return "\n".join(lines)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _positive_int(flag: str):
+    return arg_type(lambda text: parse_int(text, flag, low=1))
 
 
 def _positive_float(text: str) -> float:
     try:
-        value = float(text)
+        value = float(text) if text.strip().isascii() else math.nan
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not value > 0 or value != value or value == float("inf"):
@@ -269,33 +267,27 @@ def _positive_float(text: str) -> float:
 
 
 def _seed_list(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers such as 0,1,2, got {text!r}"
-        ) from None
-    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
+    seeds = tuple(parse_list(text, "seed", low=0, example="0,1,2"))
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct: {text!r}")
     return seeds
 
 
 def _arm_list(text: str) -> tuple[str, ...]:
-    arms = tuple(a.strip() for a in text.split(",") if a.strip())
+    arms = tuple(parse_list(text, "arm", kind=str, example="token_mean,sample_mean"))
     unknown = [a for a in arms if a not in ARMS]
-    if unknown or not arms:
-        raise argparse.ArgumentTypeError(
-            f"unknown arm(s) {unknown or text!r}; choose from {', '.join(ARMS)}"
-        )
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
     return arms
 
 
 def _op_list(text: str) -> tuple[str, ...]:
-    ops = tuple(o.strip() for o in text.split(",") if o.strip())
+    try:
+        ops = tuple(parse_list(text, "task", kind=str, example="reverse,copy"))
+    except ValueError:
+        ops = ()
     if not ops or any(o not in OPS for o in ops) or len(set(ops)) != len(ops):
-        raise argparse.ArgumentTypeError(
-            f"expected distinct tasks from {', '.join(sorted(OPS))}, got {text!r}"
-        )
+        raise ValueError(f"expected distinct tasks from {', '.join(sorted(OPS))}, got {text!r}")
     return ops
 
 
@@ -305,13 +297,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     arms_help = "; ".join(f"{a.name}: {a.label}" for a in ARMS.values())
     parser.add_argument(
         "--arms",
-        type=_arm_list,
+        type=arg_type(_arm_list),
         default=d.arms,
         help=f"comma-separated arms to train (default: all). {arms_help}",
     )
     parser.add_argument(
         "--seeds",
-        type=_seed_list,
+        type=arg_type(_seed_list),
         default=d.seeds,
         help="comma-separated seeds; a seed fixes the initial weights and the data order, "
         f"shared by every arm (default: {','.join(map(str, d.seeds))})",
@@ -336,11 +328,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, kind, text in opts:
         name = flag[2:].replace("-", "_")
         parser.add_argument(
-            flag, type=kind, default=getattr(d, name), help=f"{text} (default: {getattr(d, name)})"
+            flag,
+            type=_positive_int(flag) if kind is _positive_int else kind,
+            default=getattr(d, name),
+            help=f"{text} (default: {getattr(d, name)})",
         )
     parser.add_argument(
         "--ops",
-        type=_op_list,
+        type=arg_type(_op_list),
         default=d.task.ops,
         help="comma-separated tasks the examples are drawn from: reverse, copy "
         f"(default: {','.join(d.task.ops)}; copy needs more steps to learn)",
@@ -371,6 +366,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"lossviz experiment: error: {err}", file=sys.stderr)
         return 2
+    if args.out is not None:
+        try:
+            check_writable(args.out)
+        except OSError as err:
+            print(f"lossviz experiment: error: --out {err}", file=sys.stderr)
+            return 2
     progress = not args.no_progress and sys.stderr.isatty()
     results = run_experiment(cfg, progress=progress)
     print(format_table(results, "accuracy"))
@@ -381,5 +382,40 @@ def run(args: argparse.Namespace) -> int:
         f"{results['cpu_seconds']} s of CPU time ({cfg.threads} thread(s))"
     )
     if args.out is not None:
-        print(f"wrote {save_results(results, args.out)}")
+        try:
+            print(f"wrote {save_results(results, args.out)}")
+        except OSError as err:  # the path changed while training: keep the finished runs anyway
+            fallback = save_results(results, _fallback_path())
+            print(
+                f"lossviz experiment: error: could not write {args.out} ({err}); the results "
+                f"are in {fallback}",
+                file=sys.stderr,
+            )
+            return 1
     return 0
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise an ``OSError`` that says why ``path`` cannot receive the results; checked before training.
+
+    Creates the missing parent folders and a probe file, removed again, in the parent.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{path} is a folder; give a file name such as {path / 'results.json'}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".lossviz-probe-"):
+            pass
+    except OSError as err:
+        raise OSError(f"{path} cannot be written ({err.strerror or err})") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(f"{path} exists and is not writable")
+
+
+def _fallback_path() -> Path:
+    fd, name = tempfile.mkstemp(prefix="lossviz-experiment-", suffix=".json")
+    os.close(fd)
+    return Path(name)

@@ -86,6 +86,9 @@ def test_readme_code_runs_and_states_true_numbers():
         pytest.approx(0.2),
         pytest.approx(-2.0),
     )
+    assert table.stall["float16"] == 6732  # the README says both stalls as token counts
+    readme = (ROOT / "README.md").read_text()
+    assert "after 849 tokens" in readme and "after 6,732\ntokens" in readme
 
 
 def test_the_core_imports_without_the_trainers_extra():
