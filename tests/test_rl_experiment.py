@@ -1,0 +1,129 @@
+"""`python -m lossviz rl-experiment`, the cache, and the summaries notebook 14 prints."""
+
+import json
+
+import pytest
+
+from lossviz.cli import main
+from lossviz.rl_experiment import (
+    DEFAULT_RL_CACHE,
+    check_out_path,
+    format_rl_table,
+    late_values,
+    load_rl_results,
+    paired_rl,
+    rl_config_of,
+    summarize_rl,
+    window_mean,
+)
+from lossviz.rl_training import METRICS, RL_ARMS, RLConfig
+
+
+@pytest.fixture(scope="module")
+def cached():
+    return load_rl_results()
+
+
+def test_cache_was_made_by_the_default_config(cached):
+    assert cached["config"] == json.loads(json.dumps(RLConfig().to_dict()))
+    assert rl_config_of(cached) == RLConfig()
+    assert DEFAULT_RL_CACHE.stat().st_size < 200_000
+    cfg = RLConfig()
+    assert sorted((r["arm"], r["seed"]) for r in cached["runs"]) == sorted(
+        (a, s) for a in cfg.arms for s in cfg.seeds
+    )
+    assert all(len(r["curves"][m]) == cfg.steps for r in cached["runs"] for m in METRICS)
+
+
+def test_window_mean_and_paired_by_hand():
+    assert window_mean([1.0, None, 3.0, 5.0], -3, None) == 4.0
+    assert window_mean([None, None], 0, 2) is None
+    curves = lambda v: {m: v for m in METRICS}  # noqa: E731
+    fake = {
+        "arms": {"grpo": {}, "dr_grpo": {}},
+        "config": {"arms": ["grpo", "dr_grpo"]},
+        "runs": [
+            {"arm": "grpo", "seed": 0, "curves": curves([1.0, 2.0, 4.0])},
+            {"arm": "dr_grpo", "seed": 0, "curves": curves([0.0, 1.0, 2.0])},
+            {"arm": "grpo", "seed": 1, "curves": curves([None, 2.0, 2.0])},
+            {"arm": "dr_grpo", "seed": 1, "curves": curves([5.0, 3.0, None])},
+        ],
+    }
+    assert late_values(fake, "grpo", "reward", window=2) == {0: 3.0, 1: 2.0}
+    t = paired_rl(fake, "dr_grpo", "grpo", "reward", window=2)
+    assert t["differences"] == {0: -1.5, 1: 1.0}
+    assert (t["mean"], t["lower"], t["higher"], t["p"]) == (-0.25, 1, 1, 1.0)
+    assert summarize_rl(fake, window=2)[0]["reward"]["mean"] == 2.5
+    with pytest.raises(ValueError, match="not in these results"):
+        paired_rl(fake, "dapo")
+    with pytest.raises(ValueError, match="metric must be"):
+        late_values(fake, "grpo", "accuracy")
+
+
+def test_table_has_a_row_per_arm(cached):
+    table = format_rl_table(cached)
+    assert table.count("\n") == len(cached["arms"]) and "±" in table
+    assert all(m in table.splitlines()[0] for m in METRICS)
+
+
+def test_cli_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["rl-experiment", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--steps", "--seeds", "--arms", "--group", "--max-new", "--out", "--no-progress"):
+        assert flag in out
+    assert all(name in out for name in RL_ARMS)
+
+
+def test_cli_tiny_run_writes_json(tmp_path, capsys):
+    out = tmp_path / "sub" / "r.json"
+    argv = "rl-experiment --steps 2 --seeds 3 --arms grpo,dr_grpo --prompts 2 --group 3"
+    argv += f" --warmup-steps 2 --no-progress --out {out}"
+    assert main(argv.split()) == 0
+    printed = capsys.readouterr().out
+    assert "dr_grpo" in printed and "2 runs" in printed and "sign test" in printed
+    results = load_rl_results(out)
+    assert results["config"]["group"] == 3 and results["config"]["seeds"] == [3]
+    assert [len(r["curves"]["reward"]) for r in results["runs"]] == [2, 2]
+
+
+def test_bad_out_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    # the default configuration would train for minutes: exit 2 at once means nothing was trained
+    assert main(["rl-experiment", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["rl-experiment", "--out", str(blocker / "r.json")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert check_out_path(tmp_path / "new" / "deeper" / "r.json") is None
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        ("--steps 0", "positive integer"),
+        ("--arms grpo,median", "unknown or repeated"),
+        ("--arms grpo,grpo", "unknown or repeated"),
+        ("--seeds 0,0", "distinct"),
+        ("--lr -1", "positive"),
+    ],
+)
+def test_cli_bad_input_is_a_clear_usage_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["rl-experiment", *argv.split()])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,message", [("--group 1", "group must be"), ("--max-new 3", "longest correct")]
+)
+def test_cli_inconsistent_options_exit_2(argv, message, capsys):
+    assert main(["rl-experiment", *argv.split()]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_cache_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m lossviz rl-experiment --out"):
+        load_rl_results(tmp_path / "none.json")
