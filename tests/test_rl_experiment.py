@@ -127,3 +127,54 @@ def test_cli_inconsistent_options_exit_2(argv, message, capsys):
 def test_missing_cache_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m lossviz rl-experiment --out"):
         load_rl_results(tmp_path / "none.json")
+
+
+VARIANTS = {
+    "240steps": {"steps": 240, "arms": ["grpo", "dr_grpo"]},
+    "group16": {"group": 16, "arms": ["grpo", "dr_grpo"]},
+    "limit32": {"max_new": 32, "arms": ["grpo", "dr_grpo"]},
+}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variant_caches_differ_from_the_default_only_where_stated(name):
+    path = DEFAULT_RL_CACHE.with_name(f"rl_experiment_results_{name}.json")
+    assert path.stat().st_size < 200_000
+    expected = {**json.loads(json.dumps(RLConfig().to_dict())), **VARIANTS[name]}
+    assert load_rl_results(path)["config"] == expected
+
+
+def test_the_notebooks_worked_example():
+    """Notebook 14's group: GRPO pushes a token of a 2-token wrong answer 6x one of a 12-token one."""
+    import torch
+
+    from lossviz import rl
+    from lossviz.rl_training import group_advantages
+
+    mask = rl.response_mask([3, 3, 2, 12], max_length=16)
+    rewards = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    push = {}
+    for name, arm in RL_ARMS.items():
+        adv = group_advantages(rewards, 4, arm.std).double()
+        push[name] = rl.sample_push(mask, adv, arm.mode, max_length=16)["per_token"].tolist()
+    assert push["grpo"][2] / push["grpo"][3] == pytest.approx(6)
+    assert push["grpo"][2] == pytest.approx((0.5 / (1 / 3) ** 0.5) / (4 * 2), rel=1e-3)
+    assert push["dapo"][2] == push["dapo"][3] == pytest.approx(0.8660 / 20, rel=1e-3)
+    assert push["dr_grpo"][2] == push["dr_grpo"][3] == 0.5 / 64
+
+
+def test_the_notebooks_claims_hold_in_the_caches(cached):
+    """No arm differs from GRPO beyond chance; responses rarely reach the limit."""
+    for arm in ("dapo", "dr_grpo", "dr_grpo_std"):
+        for metric in ("len_incorrect", "excess_incorrect", "reward"):
+            assert paired_rl(cached, arm, "grpo", metric)["p"] > 0.05
+    for arm in cached["config"]["arms"]:
+        assert max(late_values(cached, arm, "hit_limit").values()) < 0.1
+        first = [
+            window_mean(r["curves"]["len_incorrect"], 0, 10)
+            for r in cached["runs"]
+            if r["arm"] == arm
+        ]
+        late = late_values(cached, arm, "len_incorrect")
+        # the confound the notebook names: wrong answers get longer in every arm, on average
+        assert sum(late.values()) / len(late) > sum(first) / len(first)
