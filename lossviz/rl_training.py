@@ -248,7 +248,8 @@ def step_metrics(
     ``reward``: share correct; ``len_correct`` / ``len_incorrect``: mean length of those responses
     (None if there are none); ``excess_incorrect``: mean ``length - answer length`` of the incorrect
     ones (how much longer than right they are, free of which prompts were hard); ``hit_limit``: share
-    that reached ``max_new`` without EOS; ``length``: mean length of all.
+    whose length reached ``max_new`` (cut off, or EOS as the last allowed token; both are wrong,
+    as no answer is that long); ``length``: mean length of all.
     """
     lengths, targets = lengths.float(), targets.float()
     right, wrong = lengths[correct], lengths[~correct]

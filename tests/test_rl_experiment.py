@@ -178,3 +178,25 @@ def test_the_notebooks_claims_hold_in_the_caches(cached):
         late = late_values(cached, arm, "len_incorrect")
         # the confound the notebook names: wrong answers get longer in every arm, on average
         assert sum(late.values()) / len(late) > sum(first) / len(first)
+
+
+def test_the_notebooks_claims_hold_in_the_variant_caches(cached):
+    """Longer runs, larger groups, a looser limit: no paired difference beyond chance; the pooled
+    share at the length limit is the one hint in the paper's direction (13 of 17 untied pairs)."""
+    from lossviz.experiment import sign_test
+
+    pooled = {"excess_incorrect": [], "hit_limit": []}
+    for name in [None, *VARIANTS]:
+        v = (
+            cached
+            if name is None
+            else load_rl_results(DEFAULT_RL_CACHE.with_name(f"rl_experiment_results_{name}.json"))
+        )
+        for metric in ("len_incorrect", "excess_incorrect"):
+            assert paired_rl(v, "dr_grpo", "grpo", metric)["p"] > 0.05
+        for m in pooled:
+            pooled[m] += list(paired_rl(v, "dr_grpo", "grpo", m)["differences"].values())
+    assert sign_test(pooled["excess_incorrect"]) > 0.05
+    d = pooled["hit_limit"]
+    assert (sum(x < 0 for x in d), sum(x > 0 for x in d), len(d)) == (13, 4, 24)
+    assert sign_test(d) == pytest.approx(0.049, abs=5e-4)
