@@ -14,6 +14,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -270,5 +271,11 @@ def run(args: argparse.Namespace) -> int:
         f"{results['cpu_seconds']} s of CPU time ({cfg.threads} thread(s))"
     )
     if args.out is not None:
-        print(f"wrote {save_results(results, args.out)}")
+        try:
+            print(f"wrote {save_results(results, args.out)}")
+        except OSError as err:  # the path was fine before training: keep the runs anyway
+            fallback = Path(tempfile.mkdtemp(prefix="lossviz-rl-")) / args.out.name
+            print(f"lossviz rl-experiment: could not write {args.out} ({err})", file=sys.stderr)
+            print(f"wrote {save_results(results, fallback)} instead")
+            return 1
     return 0
