@@ -16,6 +16,10 @@ COMMANDS = {
         "per-sample weights of a GA / data-parallel setup vs the full batch",
     ),
     "experiment": ("lossviz.experiment", "train the tiny model under several reductions"),
+    "rl-experiment": (
+        "lossviz.rl_experiment",
+        "RL-train the tiny policy under GRPO / DAPO / Dr. GRPO aggregation",
+    ),
 }
 
 
