@@ -9,6 +9,8 @@ import torch
 
 import lossviz as lv
 from lossviz import step_size
+from lossviz.model import TinyCausalLM, TinyConfig
+from lossviz.step_gradients import flat_grad, token_batch
 
 LENGTHS = step_size.batch_lengths(8, seed=3)  # notebook 02's batches
 
@@ -59,6 +61,18 @@ def test_adamw_cancels_a_constant_scale_but_not_the_sums_n(base):
         apart[name] = float((far & moved).sum() / moved.sum())
     # measured 0.19% (weights whose gradient is as small as eps) and 98.3%
     assert apart["x100"] < 0.01 and apart["sum"] > 0.9
+
+
+def test_after_one_adamw_step_only_weights_with_tiny_gradients_feel_a_constant_scale():
+    a = step_size.train_steps(LENGTHS[:1], optimizer="adamw", lr=1e-3)
+    b = step_size.train_steps(LENGTHS[:1], optimizer="adamw", lr=1e-3, scale=100.0)
+    model = TinyCausalLM(TinyConfig(seed=0))
+    batch = token_batch(LENGTHS[0], seed=0)  # train_steps' first batch
+    logits = model(batch.input_ids, batch.position_ids, batch.sample_ids)
+    lv.cross_entropy(logits, batch.labels, "mean", shift=True).backward()
+    g = flat_grad(model).abs()
+    far = (a.params - b.params).abs() > 1e-5
+    assert 0 < int(far.sum()) < 0.01 * far.numel() and g[far].max() < 1e-6  # near eps = 1e-8
 
 
 def test_sgd_with_a_constant_scale_is_the_same_as_a_larger_lr():
