@@ -94,3 +94,8 @@ __all__ += ["precision", "rl"]
 from .training import ExperimentConfig, run_experiment  # noqa: E402
 
 __all__ += ["ExperimentConfig", "run_experiment"]
+
+# -- beyond token cross-entropy: preference pairs, distillation KL, modified token losses --
+from . import distillation, preference, token_gradients  # noqa: E402
+
+__all__ += ["distillation", "preference", "token_gradients"]
