@@ -168,10 +168,10 @@ def test_exported_from_the_package():
     assert {"rl", "precision"} <= set(lv.__all__)
 
 
-def test_seed_000_token_level_formula_has_an_extra_one_over_m():
-    """Seed 000 writes 1/m * sum / (n_1 + .. + n_m); DAPO's token mean is sum / (n_1 + .. + n_m)."""
+def test_loss_reduction_post_token_level_formula_has_an_extra_one_over_m():
+    """Jun's post *Loss Reduction* writes 1/m * sum / (n_1 + .. + n_m); DAPO's token mean has no 1/m."""
     mask = rl.response_mask([20, 200, 20, 200])
     losses = torch.rand(mask.shape, dtype=torch.float64) * mask
     token_mean = float((rl.mode_weights(mask, "trl:dapo") * losses).sum())
-    seed_form = float(losses.sum() / mask.sum()) / mask.shape[0]
-    assert token_mean == pytest.approx(4 * seed_form)
+    post_form = float(losses.sum() / mask.sum()) / mask.shape[0]
+    assert token_mean == pytest.approx(4 * post_form)
