@@ -49,6 +49,7 @@ class GRPOMeter:
     """A ``GRPOTrainer`` on a tiny model, whose ``_compute_loss`` is called on given completions."""
 
     def __init__(self, max_completion_length: int = 8, seed: int = 0) -> None:
+        import tempfile
         import warnings
 
         from datasets import Dataset
@@ -58,8 +59,9 @@ class GRPOMeter:
 
         self.tokenizer = tiny_tokenizer()
         self.max_completion_length = max_completion_length
+        self._outdir = tempfile.TemporaryDirectory(prefix="lossviz-grpo-")  # removed with the meter
         args = GRPOConfig(
-            output_dir="lossviz-grpo-meter",  # never written: no training loop runs
+            output_dir=self._outdir.name,  # the Trainer creates it; no training loop writes to it
             per_device_train_batch_size=2,
             num_generations=2,
             max_completion_length=max_completion_length,
