@@ -94,3 +94,8 @@ __all__ += ["precision", "rl"]
 from .training import ExperimentConfig, run_experiment  # noqa: E402
 
 __all__ += ["ExperimentConfig", "run_experiment"]
+
+# -- measuring a real trainer --
+from .probe import probe, recover_weights  # noqa: E402
+
+__all__ += ["probe", "recover_weights"]
