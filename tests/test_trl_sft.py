@@ -1,0 +1,131 @@
+"""TRL 1.16.0's SFTTrainer measured: one real step (tiny Qwen2 from a config, tokenizer in memory), each
+label's weight read as -dL/d logp (what lv.probe reads from logits; TRL's fused LM head builds none).
+
+Masks are compared with lossviz.chat token by token: the in-memory tokenizer splits the conversations
+below into the same tokens as lossviz's tokenizer (minus its dummy-prefix token). Weights are float32
+gradients of a token mean 1/N (N <= 16 here): 1e-7 bounds their rounding (about 1 float32 ulp of 1/N).
+"""
+
+import pytest
+import torch
+
+pytest.importorskip("trl", reason="the trainers extra (TRL) is part of the dev install")
+
+from lossviz import chat  # noqa: E402
+from lossviz.hf_tiny import CHATML_TRAINING_TEMPLATE  # noqa: E402
+from lossviz.trl_sft import SFTMeter  # noqa: E402
+
+TOL = 1e-7  # float32 gradient of 1/N, N <= 16 (see the module docstring)
+CHAT = [
+    {"role": "user", "content": "the cat sat"},
+    {"role": "assistant", "content": "then it ran"},
+    {"role": "user", "content": "and then"},
+    {"role": "assistant", "content": "far away a cat sat on the mat"},
+]
+PROMPT_COMPLETION = [
+    {"prompt": "the cat sat", "completion": " on a mat"},
+    {"prompt": "and then", "completion": " it ran far away"},
+]
+TEXT = [{"text": "the cat sat on a mat"}, {"text": "and then it ran"}]
+
+
+@pytest.fixture(scope="module")
+def meter():
+    return SFTMeter()
+
+
+@pytest.fixture(scope="module")
+def steps(meter):
+    """Every configuration once (about 0.7 s each)."""
+    return {
+        "completion_only": meter.run(PROMPT_COMPLETION),
+        "assistant_only": meter.run(
+            [{"messages": CHAT}], CHATML_TRAINING_TEMPLATE, assistant_only_loss=True
+        ),
+        "all_tokens": meter.run([{"messages": CHAT}]),
+        "chat_completion": meter.run(
+            [{"prompt": CHAT[:1], "completion": CHAT[1:2]}], CHATML_TRAINING_TEMPLATE
+        ),
+        "padded": meter.run(TEXT),
+        "packed": meter.run(TEXT, packing=True),
+        "padding_free": meter.run(TEXT, padding_free=True, max_length=None),
+        "dft": meter.run(PROMPT_COMPLETION, loss_type="dft"),
+    }
+
+
+def assert_token_mean(step):
+    """W = 1/N on every trained label, 0 elsewhere."""
+    n = int(step.trained.sum())
+    torch.testing.assert_close(step.W, step.trained.double() / n, rtol=0, atol=TOL)
+
+
+def lossviz_mask(messages, strategy):
+    """lossviz.chat's mask on the same tokens (its first piece is the dummy prefix)."""
+    return chat.loss_mask(chat.tokenize(messages), strategy, train_end_of_turn=True)[1:].bool()
+
+
+def test_completion_only_loss_trains_the_completion_and_the_eos(meter, steps):
+    s = steps["completion_only"]
+    assert_token_mean(s)
+    trained = [meter.tokens(ids[m]) for ids, m in zip(s.input_ids, s.trained, strict=True)]
+    assert trained == [["on", "a", "mat", "<|im_end|>"], ["it", "ran", "far", "away", "<|im_end|>"]]
+
+
+def test_assistant_only_loss_equals_lossviz_assistant_mask(meter, steps):
+    s = steps["assistant_only"]
+    assert meter.tokens(s.input_ids[0]) == [p.lstrip("▁") for p in chat.tokenize(CHAT).pieces[1:]]
+    assert torch.equal(s.trained[0], lossviz_mask(CHAT, "assistant"))
+    assert_token_mean(s)  # both assistant turns, each with its <|im_end|>: 3 + 1 and 8 + 1 tokens
+    assert int(s.trained.sum()) == 13
+
+
+def test_without_assistant_only_loss_every_token_is_trained(steps):
+    s = steps["all_tokens"]
+    assert torch.equal(s.trained[0], lossviz_mask(CHAT, "all") & (torch.arange(s.W.shape[1]) > 0))
+    assert_token_mean(s)
+
+
+def test_conversational_completion_only_also_trains_the_newline_after_im_end(meter, steps):
+    """prompt-completion chats: the completion is everything after the generation prompt, '\\n' included."""
+    s = steps["chat_completion"]
+    assert meter.tokens(s.input_ids[0][s.trained[0]]) == ["then", "it", "ran", "<|im_end|>", "\n"]
+    assistant = lossviz_mask(CHAT[:2], "assistant")
+    assert int(s.trained.sum()) == int(assistant.sum()) + 1  # lossviz stops at <|im_end|>
+
+
+def test_a_template_without_generation_blocks_is_refused(meter):
+    """The empty-mask pitfall (TRL PR 4201): TRL 1.16.0 raises instead of training on nothing."""
+    with pytest.raises(ValueError, match="not training-compatible"):
+        meter.run(
+            [{"messages": CHAT}], assistant_only_loss=True
+        )  # plain ChatML, no {% generation %}
+    with pytest.raises(
+        RuntimeError, match="no assistant tokens"
+    ):  # a chat without an assistant turn
+        meter.run([{"messages": CHAT[:1]}], CHATML_TRAINING_TEMPLATE, assistant_only_loss=True)
+
+
+@pytest.mark.parametrize("mode", ["packed", "padding_free"])
+def test_packing_masks_each_boundary_and_keeps_the_token_mean(steps, mode):
+    s, padded = steps[mode], steps["padded"]
+    starts = s.position_ids[0] == 0
+    assert int(starts.sum()) == 2 and not s.trained[0][starts].any()  # no label across a boundary
+    assert_token_mean(s)
+    # each sample's share is (n_i - 1) / N, exactly as in the padded batch: packing changes no weight
+    share = [
+        float(seg.sum())
+        for seg in torch.tensor_split(s.W[0], starts.nonzero().flatten()[1:].tolist())
+    ]
+    assert share == pytest.approx([float(row.sum()) for row in padded.W], abs=TOL)
+    assert share == pytest.approx([6 / 10, 4 / 10], abs=TOL)
+
+
+def test_dft_weighs_each_token_by_its_own_probability(steps):
+    """loss_type="dft": L = sum_t -sg(p_t) log p_t / N, so W_t = p_t / N (p_t: the model's probability)."""
+    s, nll = steps["dft"], steps["completion_only"]
+    assert torch.equal(s.trained, nll.trained)
+    n = int(s.trained.sum())
+    torch.testing.assert_close(s.W, s.p * s.trained / n, rtol=1e-6, atol=TOL)
+    assert float(s.W.sum()) < 0.5 * float(
+        nll.W.sum()
+    )  # a tiny untrained model: p ~ 1/V, far below 1
