@@ -93,6 +93,8 @@ class RLMode:
     # how the micro-batch weight scales with accumulation and processes (see mode_weights)
     scaling: str = "accumulation"  # "accumulation" (1/G), "generation" (N_gen / P), "verl"
     setting: str = ""  # the config that selects it, when it is not ``option=name``
+    # W[b, t] of one micro-batch, as measured (tests/test_trl_grpo.py, tests/test_verl.py)
+    weight: str = ""
 
     @property
     def key(self) -> str:
@@ -102,14 +104,52 @@ class RLMode:
 
 _TRL, _VERL = "loss_type", "loss_agg_mode"
 _MODES = (
-    RLMode("TRL", "grpo", _TRL, "sample_mean", "n_b per response, then B, then G"),
-    RLMode("TRL", "bnpo", _TRL, "token_mean", "N tokens of this micro-batch, then G"),
-    RLMode("TRL", "dapo", _TRL, "token_mean", "N_gen / P tokens", scaling="generation"),
-    RLMode("TRL", "dr_grpo", _TRL, "constant_norm", "B * max_completion_length, then G", True),
-    RLMode("TRL", "cispo", _TRL, "token_mean", "N_gen / P tokens", scaling="generation"),
-    RLMode("TRL", "sapo", _TRL, "sample_mean", "n_b per response, then B, then G"),
-    RLMode("TRL", "luspo", _TRL, "seq_mean_token_sum", "B responses, then G"),
-    RLMode("TRL", "vespo", _TRL, "token_mean", "N_gen / P tokens", scaling="generation"),
+    RLMode(
+        "TRL", "grpo", _TRL, "sample_mean", "n_b per response, then B, then G", weight="m/(n_b·B·G)"
+    ),
+    RLMode(
+        "TRL", "bnpo", _TRL, "token_mean", "N tokens of this micro-batch, then G", weight="m/(N·G)"
+    ),
+    RLMode(
+        "TRL",
+        "dapo",
+        _TRL,
+        "token_mean",
+        "N_gen / P tokens",
+        scaling="generation",
+        weight="m/N_gen",
+    ),
+    RLMode(
+        "TRL",
+        "dr_grpo",
+        _TRL,
+        "constant_norm",
+        "B * max_completion_length, then G",
+        True,
+        weight="m/(B·L_max·G)",
+    ),
+    RLMode(
+        "TRL",
+        "cispo",
+        _TRL,
+        "token_mean",
+        "N_gen / P tokens",
+        scaling="generation",
+        weight="m/N_gen",
+    ),
+    RLMode(
+        "TRL", "sapo", _TRL, "sample_mean", "n_b per response, then B, then G", weight="m/(n_b·B·G)"
+    ),
+    RLMode("TRL", "luspo", _TRL, "seq_mean_token_sum", "B responses, then G", weight="m/(B·G)"),
+    RLMode(
+        "TRL",
+        "vespo",
+        _TRL,
+        "token_mean",
+        "N_gen / P tokens",
+        scaling="generation",
+        weight="m/N_gen",
+    ),
     RLMode(
         "TRL",
         "gspo",
@@ -117,11 +157,30 @@ _MODES = (
         "sample_mean",
         "n_b per response, then B, then G",
         setting='loss_type=grpo, importance_sampling_level="sequence"',
+        weight="m/(n_b·B·G)",
     ),
-    RLMode("verl", "token-mean", _VERL, "token_mean", "N tokens (global)", scaling="verl"),
-    RLMode("verl", "token-sum", _VERL, "sum", "none (times dp_size)", scaling="verl"),
-    RLMode("verl", "seq-mean-token-mean", _VERL, "sample_mean", "n_b, then B'", scaling="verl"),
-    RLMode("verl", "seq-mean-token-sum", _VERL, "seq_mean_token_sum", "B'", scaling="verl"),
+    RLMode(
+        "verl", "token-mean", _VERL, "token_mean", "N tokens (global)", scaling="verl", weight="m/N"
+    ),
+    RLMode("verl", "token-sum", _VERL, "sum", "none (times dp_size)", scaling="verl", weight="m"),
+    RLMode(
+        "verl",
+        "seq-mean-token-mean",
+        _VERL,
+        "sample_mean",
+        "n_b, then B'",
+        scaling="verl",
+        weight="m/(n_b·B')",
+    ),
+    RLMode(
+        "verl",
+        "seq-mean-token-sum",
+        _VERL,
+        "seq_mean_token_sum",
+        "B'",
+        scaling="verl",
+        weight="m/B'",
+    ),
     RLMode(
         "verl",
         "seq-mean-token-sum-norm",
@@ -130,6 +189,7 @@ _MODES = (
         "B' * C, C = loss_scale_factor or T",
         True,
         scaling="verl",
+        weight="m/(B'·C)",
     ),
 )
 MODES: dict[str, RLMode] = {m.key: m for m in _MODES}
@@ -161,6 +221,7 @@ def mode_table() -> list[dict[str, str]]:
             "setting": m.setting or f"{m.option}={m.name}",
             "reduction": m.reduction,
             "normalizer": m.normalizer,
+            "weight": m.weight,
             "formula": REDUCTIONS[m.reduction].formula,
         }
         for m in _MODES

@@ -32,10 +32,18 @@ import torch
 
 from .rl import RLMode, mode_weights, resolve_mode
 
-__all__ = ["GATED", "gate", "policy_gradient", "ratio_of"]
+__all__ = ["GATED", "GATE_FORMULAS", "gate", "policy_gradient", "ratio_of"]
 
 # the loss types whose gate is PPO's clip; the others are named in gate()
 GATED = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo", "gspo")
+CLIP = "r, 0 where clipped"
+GATE_FORMULAS = {
+    **{name: CLIP for name in GATED},
+    "gspo": "r_seq = exp(mean_t log r), 0 where clipped",
+    "cispo": "min(r, eps_high)",
+    "sapo": "4 s(1-s) r, s = sigmoid(tau (r-1))",
+    "vespo": "exp(lam + k log w - lam w), w = exp(sum_t log r)",
+}
 
 
 def ratio_of(log_ratio: torch.Tensor, mask: torch.Tensor, level: str = "token") -> torch.Tensor:

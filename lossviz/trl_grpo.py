@@ -22,7 +22,7 @@ import torch
 
 from .rl import response_mask
 
-__all__ = ["GRPOMeter", "Measured", "TRL_LOSS_TYPES", "trl_version"]
+__all__ = ["GRPOMeter", "Measured", "TRL_LOSS_TYPES", "measured_table", "trl_version"]
 
 # every loss_type of GRPOConfig in TRL 1.16.0, and GSPO (grpo with sequence-level ratios)
 TRL_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo", "gspo")
@@ -159,3 +159,36 @@ class GRPOMeter:
             mask.to(torch.float64),
             lr.to(torch.float64),
         )
+
+
+def measured_table(
+    meter: GRPOMeter,
+    lengths: list[int],
+    advantages: torch.Tensor,
+    log_ratio: torch.Tensor,
+) -> list[dict]:
+    """One row per TRL loss type: its W and gate formulas, lossviz reduction, and the largest
+    ``|measured - predicted|`` of ``dL/d logp`` on policy and at ``log_ratio`` (``[B, T]``)."""
+    from . import rl, rl_ratio
+
+    rows = []
+    adv = torch.as_tensor(advantages, dtype=torch.float64)
+    for name in TRL_LOSS_TYPES:
+        mode = rl.resolve_mode(f"trl:{name}")
+        errors = []
+        for lr in (None, log_ratio):
+            out = meter.measure(name, lengths, adv, log_ratio=lr)
+            counts = {"max_length": meter.max_completion_length}
+            pred = rl_ratio.policy_gradient(out.mask, adv, mode, out.log_ratio, counts=counts)
+            errors.append(float((out.grad - pred).abs().max()))
+        rows.append(
+            {
+                "setting": mode.setting or f"loss_type={name}",
+                "W": mode.weight,
+                "gate": rl_ratio.GATE_FORMULAS[name],
+                "reduction": mode.reduction,
+                "on_policy_error": errors[0],
+                "off_policy_error": errors[1],
+            }
+        )
+    return rows

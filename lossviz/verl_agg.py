@@ -19,7 +19,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["VERL_LOSS_AGG_MODES", "VERL_VERSION", "load_agg_loss", "verl_root"]
+__all__ = ["VERL_LOSS_AGG_MODES", "VERL_VERSION", "load_agg_loss", "measured_table", "verl_root"]
 
 VERL_VERSION = "0.9.1"  # the Makefile installs this version; a test checks the two agree
 # every loss_agg_mode verl 0.9.1's agg_loss accepts (read from its source by a test)
@@ -72,3 +72,27 @@ def load_agg_loss():
     namespace["verl_F"] = types.SimpleNamespace(masked_sum=namespace["masked_sum"])
     exec(_function_source(pkg / "trainer" / "ppo" / "core_algos.py", "agg_loss"), namespace)  # noqa: S102
     return namespace["agg_loss"]
+
+
+def measured_table(mask, losses) -> list[dict]:
+    """One row per ``loss_agg_mode``: lossviz's W formula and reduction, and the largest
+    ``|dL/d loss_mat - W|`` of verl's ``agg_loss`` on ``losses, mask: [B, T]`` (one rank)."""
+
+    from . import rl
+
+    agg_loss = load_agg_loss()
+    rows = []
+    for name in VERL_LOSS_AGG_MODES:
+        mode = rl.resolve_mode(f"verl:{name}")
+        lm = losses.detach().clone().requires_grad_(True)
+        agg_loss(lm, mask, name).backward()
+        err = float((lm.grad - rl.mode_weights(mask, mode)).abs().max())
+        rows.append(
+            {
+                "setting": f"loss_agg_mode={name}",
+                "W": mode.weight,
+                "reduction": mode.reduction,
+                "error": err,
+            }
+        )
+    return rows

@@ -120,3 +120,15 @@ def test_grpo_loss_is_zero_but_the_gradient_is_not(meter):
     assert abs(out.loss) < 1e-6  # 0 up to float32 rounding of the four sample means
     # each response gets |A_b| / B in total: 3.6 / 4 = 0.9, far from 0
     assert float(out.grad.abs().sum()) == pytest.approx(float(ADV.abs().sum()) / 4, abs=TOL)
+
+
+def test_the_notebook_table_has_every_loss_type_within_tolerance(meter):
+    from lossviz.trl_grpo import measured_table
+
+    rows = measured_table(meter, LENGTHS, ADV, off_policy_log_ratio())
+    assert [r["setting"].split("=")[1].split(",")[0] for r in rows] == [
+        *TRL_LOSS_TYPES[:-1],
+        "grpo",
+    ]
+    assert all(r["on_policy_error"] < TOL and r["off_policy_error"] < TOL for r in rows)
+    assert all(r["W"] and r["gate"] and r["reduction"] for r in rows)

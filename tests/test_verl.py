@@ -119,3 +119,15 @@ def test_two_ranks_with_global_counts_give_the_global_means(agg_loss):
     assert seq == pytest.approx(
         sum(float((lo * m).sum()) for lo, m in zip(losses, masks, strict=True)) / 4
     )
+
+
+def test_the_notebook_table_has_every_mode_within_tolerance():
+    from lossviz.verl_agg import measured_table
+
+    mask = rl.response_mask([2, 5, 0, 3])
+    losses = torch.randn(
+        mask.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    rows = measured_table(mask, losses)
+    assert [r["setting"] for r in rows] == [f"loss_agg_mode={m}" for m in VERL_LOSS_AGG_MODES]
+    assert all(r["error"] < TOL for r in rows)
