@@ -60,18 +60,18 @@ class GRPOMeter:
         self.tokenizer = tiny_tokenizer()
         self.max_completion_length = max_completion_length
         self._outdir = tempfile.TemporaryDirectory(prefix="lossviz-grpo-")  # removed with the meter
-        args = GRPOConfig(
-            output_dir=self._outdir.name,  # the Trainer creates it; no training loop writes to it
-            per_device_train_batch_size=2,
-            num_generations=2,
-            max_completion_length=max_completion_length,
-            report_to=[],
-            use_cpu=True,
-            save_strategy="no",
-            logging_strategy="no",
-        )
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # deprecation notices of transformers/TRL options
             warnings.simplefilter("ignore")
+            args = GRPOConfig(
+                output_dir=self._outdir.name,  # the Trainer creates it; no training loop writes to it
+                per_device_train_batch_size=2,
+                num_generations=2,
+                max_completion_length=max_completion_length,
+                report_to=[],
+                use_cpu=True,
+                save_strategy="no",
+                logging_strategy="no",
+            )
             self.trainer = GRPOTrainer(
                 model=tiny_model(len(self.tokenizer), seed=seed),
                 reward_funcs=lambda completions, **kw: [0.0] * len(completions),
@@ -79,7 +79,6 @@ class GRPOMeter:
                 train_dataset=Dataset.from_dict({"prompt": ["w1 w2"] * 2}),
                 processing_class=self.tokenizer,
             )
-        self._defaults = {k: getattr(self.trainer, k) for k in ("epsilon_low", "epsilon_high")}
         self._seed = seed
 
     def measure(
@@ -146,10 +145,14 @@ class GRPOMeter:
 
         tr._get_per_token_logps_and_entropies = keep_logps
         tr.model.train()
+        threads = torch.get_num_threads()
+        # tensors of a few hundred numbers: a thread pool costs ~20x the work on a busy machine
+        torch.set_num_threads(1)
         try:
             loss = tr._compute_loss(tr.model, inputs)
             loss.backward()
         finally:
+            torch.set_num_threads(threads)
             del tr._get_per_token_logps_and_entropies  # back to the class's method
             tr.model.zero_grad(set_to_none=True)
         lr = torch.zeros(B, T) if log_ratio is None else log_ratio
@@ -183,6 +186,7 @@ def measured_table(
             errors.append(float((out.grad - pred).abs().max()))
         rows.append(
             {
+                "loss_type": name,
                 "setting": mode.setting or f"loss_type={name}",
                 "W": mode.weight,
                 "gate": rl_ratio.GATE_FORMULAS[name],

@@ -103,6 +103,9 @@ class SFTMeter:
             "disable_tqdm": True,
             **config,
         }
+        threads = torch.get_num_threads()
+        # a tiny model: a thread pool costs more than the work on a busy machine
+        torch.set_num_threads(1)
         try:
             with tempfile.TemporaryDirectory(prefix="lossviz-sft-") as out_dir:
                 with warnings.catch_warnings():
@@ -115,6 +118,7 @@ class SFTMeter:
                     )
                     result = trainer.train()
         finally:
+            torch.set_num_threads(threads)
             for h in hooks:
                 h.remove()
         inputs, out = seen["inputs"], seen["out"]
