@@ -129,3 +129,16 @@ def test_dft_weighs_each_token_by_its_own_probability(steps):
     assert float(s.W.sum()) < 0.5 * float(
         nll.W.sum()
     )  # a tiny untrained model: p ~ 1/V, far below 1
+
+
+def test_the_probe_reads_the_same_weights_from_the_logits(meter, steps):
+    """W = -dL/d logp (TRL's fused head) is what lv.probe recovers from the logits of the same batch."""
+    import lossviz as lv
+    from lossviz.hf_tiny import tiny_model
+
+    s = steps["completion_only"]
+    model = tiny_model(len(meter.tokenizer), seed=meter.seed)  # the meter's weights (same seed)
+    with lv.probe(model) as rec:
+        model(input_ids=s.input_ids, labels=s.labels).loss.backward()  # transformers' token mean
+    assert rec.is_cross_entropy()
+    torch.testing.assert_close(rec.W(step=0), s.W, rtol=0, atol=TOL)
