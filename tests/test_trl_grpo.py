@@ -10,10 +10,8 @@ weights up to 0.5), so 1e-6 leaves a 25x margin on any CPU kernel.
 import pytest
 import torch
 
-pytest.importorskip("trl", reason="the trainers extra (TRL) is part of the dev install")
-
-from lossviz import rl, rl_ratio  # noqa: E402
-from lossviz.trl_grpo import TRL_LOSS_TYPES, GRPOMeter, trl_version  # noqa: E402
+from lossviz import rl, rl_ratio
+from lossviz.trl_grpo import TRL_LOSS_TYPES, GRPOMeter, trl_version
 
 TOL = 1e-6  # float32 loss; measured spread <= 4e-8 (see the module docstring)
 LENGTHS = [2, 5, 3, 7]

@@ -9,11 +9,9 @@ gradients of a token mean 1/N (N <= 16 here): 1e-7 bounds their rounding (about 
 import pytest
 import torch
 
-pytest.importorskip("trl", reason="the trainers extra (TRL) is part of the dev install")
-
-from lossviz import chat  # noqa: E402
-from lossviz.hf_tiny import CHATML_TRAINING_TEMPLATE  # noqa: E402
-from lossviz.trl_sft import SFTMeter  # noqa: E402
+from lossviz import chat
+from lossviz.hf_tiny import CHATML_TRAINING_TEMPLATE
+from lossviz.trl_sft import SFTMeter
 
 TOL = 1e-7  # float32 gradient of 1/N, N <= 16 (see the module docstring)
 CHAT = [
