@@ -140,3 +140,22 @@ def test_the_probe_reads_the_same_weights_from_the_logits(meter, steps):
         model(input_ids=s.input_ids, labels=s.labels).loss.backward()  # transformers' token mean
     assert rec.is_cross_entropy()
     torch.testing.assert_close(rec.W(step=0), s.W, rtol=0, atol=TOL)
+
+
+def test_trl_patches_a_known_template_and_its_span_holds_two_newlines_more(meter):
+    """Qwen2.5's template has no generation blocks; TRL 1.16.0 swaps in its training variant, whose span is
+    '\\n' + content + '<|im_end|>\\n': two newlines per assistant turn beyond lossviz's assistant mask."""
+    from trl.chat_template_utils import has_generation_markers, qwen2_5_chat_template
+
+    assert not has_generation_markers(qwen2_5_chat_template)
+    messages = [{"role": "system", "content": "the cat"}, *CHAT]  # a system turn: no default text
+    s = meter.run([{"messages": messages}], qwen2_5_chat_template, assistant_only_loss=True)
+    trained = meter.tokens(s.input_ids[0][s.trained[0]])
+    assert trained == ["\n", "then", "it", "ran", "<|im_end|>", "\n"] + [
+        "\n",
+        *"far away a cat sat on the mat".split(),
+        "<|im_end|>",
+        "\n",
+    ]
+    assert len(trained) == int(lossviz_mask(messages, "assistant").sum()) + 2 * 2
+    assert_token_mean(s)
