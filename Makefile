@@ -11,7 +11,7 @@ PORT ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); other users never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-fast test-notebooks test-browser lint format figures benchmarks clean
+.PHONY: lab test test-fast test-notebooks test-portable test-browser lint format figures benchmarks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,11 @@ test-fast: $(STAMP) $(VERL)
 test-notebooks: $(STAMP) $(VERL)
 	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
-test-browser: $(STAMP)
+# The unit tests and every notebook again under other CPU kernels and thread counts (CI runs it too).
+test-portable: $(STAMP) $(VERL)
+	$(BIN)/python tests/portable.py
+
+test-browser: $(STAMP) $(VERL)
 	$(BIN)/pytest -q -m browser tests/browser
 
 format: $(STAMP)
@@ -56,6 +60,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/chat_latency.py
 	$(BIN)/python benchmarks/precision_latency.py
 	$(BIN)/python benchmarks/rl_latency.py
+	$(BIN)/python benchmarks/preference_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -99,3 +99,8 @@ __all__ += ["ExperimentConfig", "run_experiment"]
 from .probe import probe, recover_weights  # noqa: E402
 
 __all__ += ["probe", "recover_weights"]
+
+# -- beyond token cross-entropy: preference pairs, distillation KL, modified token losses --
+from . import distillation, preference, token_gradients  # noqa: E402
+
+__all__ += ["distillation", "preference", "token_gradients"]

@@ -11,6 +11,8 @@ whose label is ``-100`` has a constant log-prob and weight 0.
     step = meter.run([{"prompt": "the cat", "completion": " sat on a mat"}])
     step.W          # [B, T] aligned to step.labels: 1/N on the completion tokens and the EOS
 
+``SFTConfig`` defaults to ``bf16=True`` (on a CPU too), so the forward runs under bf16 autocast: a
+token mean's weights do not depend on it, DFT's ``p`` does (pass ``bf16=False`` for float32).
 Needs the ``trainers`` extra; tiny Qwen2 from a config, tokenizer in memory (:mod:`lossviz.hf_tiny`).
 """
 

@@ -47,7 +47,8 @@ def steps(meter):
         "padded": meter.run(TEXT),
         "packed": meter.run(TEXT, packing=True),
         "padding_free": meter.run(TEXT, padding_free=True, max_length=None),
-        "dft": meter.run(PROMPT_COMPLETION, loss_type="dft"),
+        "dft": meter.run(PROMPT_COMPLETION, loss_type="dft", bf16=False),
+        "dft_bf16": meter.run(PROMPT_COMPLETION, loss_type="dft"),  # SFTConfig's default
     }
 
 
@@ -118,15 +119,32 @@ def test_packing_masks_each_boundary_and_keeps_the_token_mean(steps, mode):
     assert share == pytest.approx([6 / 10, 4 / 10], abs=TOL)
 
 
-def test_dft_weighs_each_token_by_its_own_probability(steps):
-    """loss_type="dft": L = sum_t -sg(p_t) log p_t / N, so W_t = p_t / N (p_t: the model's probability)."""
+def test_dft_weighs_each_token_by_its_own_probability(meter, steps):
+    """loss_type="dft": L = sum_t -sg(p_t) log p_t / N, so W_t = p_t / N (p_t: the model's probability),
+    which is lossviz.token_gradients.dft_weights on the logits of the same model and batch."""
+    from lossviz import shift_labels, token_gradients
+    from lossviz.hf_tiny import tiny_model
+
     s, nll = steps["dft"], steps["completion_only"]
     assert torch.equal(s.trained, nll.trained)
     n = int(s.trained.sum())
     torch.testing.assert_close(s.W, s.p * s.trained / n, rtol=1e-6, atol=TOL)
-    assert float(s.W.sum()) < 0.5 * float(
-        nll.W.sum()
-    )  # a tiny untrained model: p ~ 1/V, far below 1
+    logits = tiny_model(len(meter.tokenizer), seed=meter.seed)(input_ids=s.input_ids).logits
+    # lossviz's weights sit at the logits' positions, the measured ones at the labels'
+    w = token_gradients.dft_weights(logits, shift_labels(s.labels)).double()
+    torch.testing.assert_close(s.W[:, 1:], w[:, :-1], rtol=1e-5, atol=TOL)  # float32: seen 2e-7
+    # a tiny untrained model: p ~ 1/V, far below 1
+    assert float(s.W.sum()) < 0.5 * float(nll.W.sum())
+
+
+def test_sft_runs_under_bf16_autocast_by_default_even_on_a_cpu(steps):
+    """SFTConfig(bf16=True) is TRL 1.16.0's default: DFT's p (and every logit) carries bf16 rounding."""
+    import trl
+
+    assert trl.SFTConfig(output_dir="unused", use_cpu=True, report_to=[]).bf16 is True
+    exact, default = steps["dft"], steps["dft_bf16"]
+    rel = ((default.W - exact.W).abs() / exact.W.clamp_min(1e-12))[exact.trained]
+    assert 1e-5 < float(rel.max()) < 1e-2  # seen 3e-4: bf16 matmuls, float32 softmax
 
 
 def test_the_probe_reads_the_same_weights_from_the_logits(meter, steps):
