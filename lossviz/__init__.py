@@ -95,6 +95,11 @@ from .training import ExperimentConfig, run_experiment  # noqa: E402
 
 __all__ += ["ExperimentConfig", "run_experiment"]
 
+# -- measuring a real trainer --
+from .probe import probe, recover_weights  # noqa: E402
+
+__all__ += ["probe", "recover_weights"]
+
 # -- beyond token cross-entropy: preference pairs, distillation KL, modified token losses --
 from . import distillation, preference, token_gradients  # noqa: E402
 
