@@ -7,7 +7,7 @@ PORT ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); other users never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-fast test-notebooks test-browser lint format figures benchmarks clean
+.PHONY: lab test test-fast test-notebooks test-browser lint format figures benchmarks version-table clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/chat_latency.py
 	$(BIN)/python benchmarks/precision_latency.py
 	$(BIN)/python benchmarks/rl_latency.py
+
+# Installs each transformers version under ~/.cache/lossviz (pip --target) and measures its Trainer.
+version-table: $(STAMP)
+	$(BIN)/python -m lossviz.version_table
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

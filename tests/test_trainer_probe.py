@@ -12,6 +12,7 @@ import transformers  # noqa: E402
 from lossviz.distributed import DistributedRunError  # noqa: E402
 from lossviz.trainer_models import verdict  # noqa: E402
 from lossviz.trainer_probe import measure, measure_runs  # noqa: E402
+from lossviz.version_table import PINNED, SETUPS, load_table, row_from_results  # noqa: E402
 
 LENGTHS = [3, 7, 20, 5]  # bs 2 x GA 2: micro-batches of 10 and 25 tokens
 LENGTHS_2R = [12, 40, 7, 300, 5, 9, 30, 2]  # bs 1 x GA 4 x 2 ranks: 54 vs 351 tokens per rank
@@ -28,9 +29,10 @@ def single():
 
 @pytest.fixture(scope="module")
 def two_ranks():
-    runs = [{"case": "ga", "average_tokens_across_devices": a} for a in (True, False)]
+    # the processes are started once: the version default (for the version table), True, False
+    runs = [{"case": "ga", "average_tokens_across_devices": a} for a in (None, True, False)]
     out = measure_runs(LENGTHS_2R, runs, per_device_batch_size=1, ga_steps=4, world_size=2)
-    return {r["average_tokens_across_devices"]: r for r in out}
+    return dict(zip(("default", True, False), out, strict=True))
 
 
 def _check(result, model, not_model):
@@ -99,3 +101,19 @@ def test_a_failing_rank_ends_every_process(tmp_path):
     for pid in err.value.pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_pinned_row_of_the_version_table_matches_a_fresh_run(single, two_ranks):
+    assert transformers.__version__ == PINNED, "pinned transformers changed: make version-table"
+    assert LENGTHS == SETUPS["ga"]["lengths"] and LENGTHS_2R == SETUPS["ranks"]["lengths"]
+    rows = {r["version"]: r for r in load_table()["rows"]}
+    cached = rows[PINNED]
+    fresh = row_from_results(PINNED, single["ga"], single["compute_loss"], two_ranks["default"])
+    assert fresh["overcount"] == cached["overcount"] is False
+    for key in ("ga", "compute_loss", "ranks"):
+        a, b = fresh[key], cached[key]
+        assert (a["model"], a["matches"], a["plan"]) == (b["model"], b["matches"], b["plan"])
+        assert a["average_tokens_across_devices"] == b["average_tokens_across_devices"]
+        # float32 recovery on two machines: each weight within 1e-6 of the largest
+        top = max(b["weights"])
+        assert all(abs(x - y) < TOL * top for x, y in zip(a["weights"], b["weights"], strict=True))
