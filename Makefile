@@ -47,6 +47,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/chat_latency.py
 	$(BIN)/python benchmarks/precision_latency.py
 	$(BIN)/python benchmarks/rl_latency.py
+	$(BIN)/python benchmarks/probe_overhead.py
 
 # Installs each transformers version under ~/.cache/lossviz (pip --target) and measures its Trainer.
 version-table: $(STAMP)

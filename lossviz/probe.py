@@ -77,13 +77,25 @@ def recover_weights(
             f"{labels[valid].min().item()}..{labels[valid].max().item()}"
         )
     g = grad.detach().double()
-    d = torch.softmax(logits.detach().double(), dim=-1)
+    return _recover(_softmax64(logits), g, labels, valid)
+
+
+def _softmax64(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.detach().double(), dim=-1)
+
+
+def _recover(p, g, labels, valid) -> tuple[torch.Tensor, torch.Tensor]:
+    # d = p - e_y is never built: <g, d> = <g, p> - g_y and ||d||^2 = ||p||^2 - 2 p_y + 1, and the
+    # one [..., V] temporary is updated in place (the probe's cost grows with B x T x V)
     y = torch.where(valid, labels, 0).unsqueeze(-1)
-    d = d.scatter_add(-1, y, -valid.unsqueeze(-1).double())  # p - e_y, or p where ignored
-    dd = (d * d).sum(-1)
+    on = valid.double()
+    g_y, p_y = g.gather(-1, y).squeeze(-1) * on, p.gather(-1, y).squeeze(-1) * on
+    gd = torch.linalg.vecdot(g, p) - g_y
+    dd = torch.linalg.vecdot(p, p) - 2 * p_y + on
     fit = valid & (dd > 0)
-    W = torch.where(fit, (g * d).sum(-1) / torch.where(fit, dd, 1.0), 0.0)
-    rest = (g - W.unsqueeze(-1) * d).norm(dim=-1)
+    W = torch.where(fit, gd / torch.where(fit, dd, 1.0), 0.0)
+    rest = torch.addcmul(g, W.unsqueeze(-1), p, value=-1.0)  # g - W p, then + W e_y
+    rest = rest.scatter_add_(-1, y, (W * on).unsqueeze(-1)).norm(dim=-1)
     gn = g.norm(dim=-1)
     residual = torch.where(gn > 0, rest / torch.where(gn > 0, gn, 1.0), 0.0)
     return W, residual
@@ -94,18 +106,20 @@ def infer_labels(
 ) -> torch.Tensor:
     """``labels: [...]``: the target each position's gradient trained, read from ``g / p``.
 
-    For CE, ``g_j / p_j = w`` for every class but the label, where it is ``w (1 - 1/p_y)``; the
-    label is the class farthest from the median ratio. A zero gradient gives ``ignore_index``.
-    ``logits, grad: [..., V]`` with ``V >= 3``.
+    For CE, ``r_j = g_j / p_j = w`` for every class but the label, where it is ``w (1 - 1/p_y)``:
+    the label is the class farthest from the mean of ``r`` (the mean, not a median: no sort over
+    V; the label's distance is V - 1 >= 2 times any other's). A zero gradient gives
+    ``ignore_index``. ``logits, grad: [..., V]`` with ``V >= 3``.
     """
     if logits.shape[-1] < 3:
         raise ValueError("infer_labels needs a vocabulary of at least 3 classes; pass labels")
-    p = torch.softmax(logits.detach().double(), dim=-1)
-    r = grad.detach().double() / p
-    off = (r - r.median(dim=-1, keepdim=True).values).abs()
-    y = off.argmax(dim=-1)
-    zero = grad.detach().abs().amax(dim=-1) == 0
-    return torch.where(zero, ignore_index, y)
+    return _infer(_softmax64(logits), grad.detach().double(), ignore_index)
+
+
+def _infer(p: torch.Tensor, g: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    r = g / p
+    y = r.sub_(r.mean(dim=-1, keepdim=True)).abs_().argmax(dim=-1)
+    return torch.where(g.abs().amax(dim=-1) == 0, ignore_index, y)
 
 
 @dataclass
@@ -278,7 +292,7 @@ class probe:  # noqa: N801 - used as ``with lv.probe(model) as rec``
 
         logits.register_hook(on_grad)
 
-    def _targets(self, z, g, inputs) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    def _targets(self, z, p, g, inputs) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """(targets scored by each logits position ``[B, T]``, labels as reported, inferred?)."""
         B, T = z.shape[:2]
         fill = torch.full((B, self.shift), self.ignore_index, dtype=torch.long, device=z.device)
@@ -290,17 +304,23 @@ class probe:  # noqa: N801 - used as ``with lv.probe(model) as rec``
             labels = inputs["labels"].to(z.device)
             tgt = torch.cat([labels[:, self.shift :], fill], dim=1)
             return tgt, labels, False
-        tgt = infer_labels(z, g, self.ignore_index)
+        if z.shape[-1] < 3:
+            raise ValueError("lv.probe needs labels passed to the model when V < 3")
+        tgt = _infer(p, g, self.ignore_index)
         return tgt, torch.cat([fill, tgt[:, : T - self.shift]], dim=1), True
 
     def _measure(self, z, g, inputs, step, rank, world) -> MicroBatch:
-        tgt, labels, inferred = self._targets(z, g, inputs)
+        p, g64 = _softmax64(z), g.double()  # computed once, for the labels and the weights
+        tgt, labels, inferred = self._targets(z, p, g64, inputs)
         if tgt.shape != z.shape[:-1]:
             raise ValueError(
                 f"labels {tuple(tgt.shape)} do not match the logits {tuple(z.shape)}; "
                 "a model that keeps only some logits (logits_to_keep) cannot be probed"
             )
-        w, res = recover_weights(z, tgt, g, self.ignore_index)
+        valid = tgt != self.ignore_index
+        if bool(((tgt < 0) | (tgt >= z.shape[-1]))[valid].any()):
+            raise ValueError(f"labels must lie in [0, {z.shape[-1]}) or be {self.ignore_index}")
+        w, res = _recover(p, g64, tgt, valid)
         if self.shift:
             # the last logits position scores nothing: a gradient there shows up as its residual
             pad = torch.zeros_like(w[:, : self.shift])
