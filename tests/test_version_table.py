@@ -40,3 +40,18 @@ def test_main_names_an_unknown_version(capsys):
     with pytest.raises(SystemExit):
         vt.main(["--versions", "4.45.2,9.9.9"])
     assert "9.9.9" in capsys.readouterr().err
+
+
+def test_a_version_that_cannot_be_installed_gets_a_row_that_says_why(monkeypatch):
+    def fail(version, cache=None):
+        raise vt.InstallError("pip install transformers==4.45.2 failed: no matching distribution")
+
+    monkeypatch.setattr(vt, "install", fail)
+    table = vt.build_table(["4.45.2"], progress=False)
+    assert table["rows"] == [
+        {
+            "version": "4.45.2",
+            "status": "not installed",
+            "reason": "pip install transformers==4.45.2 failed: no matching distribution",
+        }
+    ]
