@@ -109,7 +109,8 @@ def version_table_figure(table: dict, dpi: int = 80) -> Figure:
             if cell:
                 label = _SHORT[model]
                 if key == "ranks":
-                    label += f"\n(average_tokens={cell['average_tokens_across_devices']})"
+                    atad = cell["average_tokens_across_devices"]
+                    label += "\n(option absent)" if atad is None else f"\n(average_tokens={atad})"
             else:
                 label = row["status"] if j == 0 else ""
             texts.append((j, i, label))
