@@ -38,9 +38,9 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["CASES", "expected_normalization", "measure", "measure_runs", "run_case"]
-
 from .trainer_models import VOCAB, assemble, compare_case, predictions, samples
+
+__all__ = ["CASES", "expected_normalization", "measure", "measure_runs", "run_case"]
 
 CASES = ("ga", "naive", "compute_loss", "packed")
 
