@@ -7,7 +7,7 @@ PORT ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); other users never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-fast test-notebooks test-browser lint format figures benchmarks version-table clean
+.PHONY: lab test test-fast test-notebooks test-portable test-browser lint format figures benchmarks version-table clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test-fast: $(STAMP)
 test-notebooks: $(STAMP)
 	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
+# The unit tests and every notebook again under other CPU kernels and thread counts (CI runs it too).
+test-portable: $(STAMP)
+	$(BIN)/python tests/portable.py
+
 test-browser: $(STAMP)
 	$(BIN)/pytest -q -m browser tests/browser
 
@@ -47,6 +51,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/chat_latency.py
 	$(BIN)/python benchmarks/precision_latency.py
 	$(BIN)/python benchmarks/rl_latency.py
+	$(BIN)/python benchmarks/preference_latency.py
 	$(BIN)/python benchmarks/probe_overhead.py
 
 # Installs each transformers version under ~/.cache/lossviz (pip --target) and measures its Trainer.

@@ -100,3 +100,8 @@ from .accumulation import TRAINER_NORMALIZATIONS, plan_weights  # noqa: E402
 from .probe import probe, recover_weights  # noqa: E402
 
 __all__ += ["TRAINER_NORMALIZATIONS", "plan_weights", "probe", "recover_weights"]
+
+# -- beyond token cross-entropy: preference pairs, distillation KL, modified token losses --
+from . import distillation, preference, token_gradients  # noqa: E402
+
+__all__ += ["distillation", "preference", "token_gradients"]

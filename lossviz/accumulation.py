@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import torch
 
+from .checks import positive_int
 from .reductions import _as_mask, weights
 
 __all__ = [
@@ -58,12 +59,6 @@ NORMALIZATIONS = ("naive", "global", "sum")
 TRAINER_NORMALIZATIONS = NORMALIZATIONS + ("local", "unscaled")
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def split_batch(
     num_samples: int, *, micro_batches: int, world_size: int = 1
 ) -> list[list[list[int]]]:
@@ -74,9 +69,9 @@ def split_batch(
     empty only when the rank has fewer samples than ``micro_batches``).
     ``split_batch(5, micro_batches=2, world_size=2)`` -> ``[[[0, 2], [4]], [[1], [3]]]``.
     """
-    num_samples = _positive_int("num_samples", num_samples)
-    G = _positive_int("micro_batches", micro_batches)
-    R = _positive_int("world_size", world_size)
+    num_samples = positive_int("num_samples", num_samples)
+    G = positive_int("micro_batches", micro_batches)
+    R = positive_int("world_size", world_size)
     if num_samples < R:
         raise ValueError(
             f"world_size={R} needs at least {R} samples (one per rank), got {num_samples}: "

@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from .accumulation import accumulation_weights, split_batch
-from .batching import mask_from_lengths
-from .reductions import REDUCTIONS, weights
+from .checks import arg_type, parse_int, parse_list
+from .reductions import REDUCTIONS, resolve, weights
 
 __all__ = ["add_arguments", "run", "audit_table", "FIXES"]
 
@@ -41,25 +43,15 @@ FIXES = {
 
 
 def _lengths(text: str) -> list[int]:
-    parts = [p.strip() for p in text.split(",")]
-    if not text.strip() or any(not p for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated token counts such as 12,40,7,300, got {text!r}"
-        )
-    out = []
-    for p in parts:
-        if not p.isdigit() or int(p) < 1:
-            raise argparse.ArgumentTypeError(
-                f"every length must be a positive integer (trained tokens of one sample), got {p!r}"
-            )
-        out.append(int(p))
-    return out
+    return parse_list(text, "length", low=1, example="12,40,7,300")
 
 
-def _positive(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+def _positive(name: str):
+    return arg_type(lambda text: parse_int(text, name, low=1))
+
+
+def _reduction(text: str) -> str:
+    return resolve(text).name  # aliases (mean = token_mean) accepted, as lv.weights accepts them
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--lengths",
-        type=_lengths,
+        type=arg_type(_lengths),
         required=True,
         help="trained (label != -100) tokens of each sample in one optimizer step, comma-separated, "
         "in data-loader order, e.g. 12,40,7,300; exactly micro-batch-size x ga-steps x world-size "
@@ -75,30 +67,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--micro-batch-size",
-        type=_positive,
+        type=_positive("--micro-batch-size"),
         default=1,
         help="samples per forward pass on one rank (per_device_train_batch_size); default 1",
     )
     parser.add_argument(
         "--ga-steps",
-        type=_positive,
+        type=_positive("--ga-steps"),
         default=1,
         help="micro-batches accumulated before each optimizer step "
         "(gradient_accumulation_steps); default 1",
     )
     parser.add_argument(
         "--world-size",
-        type=_positive,
+        type=_positive("--world-size"),
         default=1,
         help="data-parallel ranks (GPUs) whose gradients DDP averages; default 1",
     )
     parser.add_argument(
         "--reduction",
-        choices=list(REDUCTIONS),
+        type=arg_type(_reduction),
         default="token_mean",
         help="the loss you intend over the whole step: token_mean (sum of token losses / all "
-        "trained tokens, what reduction='mean' means) or another lossviz reduction; default "
-        "token_mean",
+        "trained tokens, what reduction='mean' means; alias mean) or another lossviz reduction: "
+        + ", ".join(REDUCTIONS)
+        + "; default token_mean",
     )
 
 
@@ -113,13 +106,24 @@ def audit_table(
             f"{micro_batch_size} x {ga_steps} x {world_size} = {need} samples, but --lengths gave "
             f"{len(lengths)}; give {need} lengths or change the sizes"
         )
-    mask = mask_from_lengths(lengths)
+    # One column per sample holding its token count n_b: every reduction gives each trained token of
+    # a sample the same weight, so a row's total weight needs only n_b (and T for the reductions that
+    # divide by the padded length). The cost grows with the number of samples, not with the lengths.
+    counts = torch.tensor(lengths, dtype=torch.float64).unsqueeze(1)
+    red = resolve(reduction)
+    T = max(lengths)
+    params = {"max_length": T} if "max_length" in red.params else {}
+    # padded_mean divides by B*T, and the count column has T = 1
+    scale = 1.0 / T if red.name == "padded_mean" else 1.0
     plan = split_batch(len(lengths), micro_batches=ga_steps, world_size=world_size)
     where = {i: (r, k) for r, rank in enumerate(plan) for k, mb in enumerate(rank) for i in mb}
-    split = {"micro_batches": ga_steps, "world_size": world_size, "reduction": reduction}
-    intended = weights(mask, reduction).sum(1)
-    cols = {n: accumulation_weights(mask, normalize=n, **split).sum(1) for n in ("naive", "global")}
-    cols["sum"] = accumulation_weights(mask, normalize="sum", **split).sum(1)
+    split = {"micro_batches": ga_steps, "world_size": world_size, "reduction": reduction, **params}
+    intended = weights(counts, reduction, **params).sum(1) * scale
+    cols = {
+        n: accumulation_weights(counts, normalize=n, **split).sum(1) * scale
+        for n in ("naive", "global")
+    }
+    cols["sum"] = accumulation_weights(counts, normalize="sum", **split).sum(1)
     ratio = cols["naive"] / intended
     return {
         "rank_mb": [where[i] for i in range(len(lengths))],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import ArgumentTypeError, integer, integer_list, positive_int
 from .cross_entropy import shift_labels
 
 __all__ = ["mask_from_lengths", "pack_lengths", "pad", "pack", "Batch"]
@@ -21,18 +22,7 @@ PADDINGS = ("right", "left")
 
 
 def _check_lengths(lengths: Sequence[int], allow_zero: bool = True) -> list[int]:
-    if isinstance(lengths, torch.Tensor):
-        lengths = lengths.tolist()
-    if isinstance(lengths, (int, str)) or not isinstance(lengths, Sequence):
-        raise TypeError(f"lengths must be a list of integers such as [3, 7, 20], got {lengths!r}")
-    out = []
-    for i, n in enumerate(lengths):
-        if isinstance(n, bool) or not isinstance(n, int) or n < (0 if allow_zero else 1):
-            low = "non-negative" if allow_zero else "positive"
-            raise ValueError(f"lengths[{i}] = {n!r}: every length must be a {low} integer")
-        out.append(n)
-    if not out:
-        raise ValueError("lengths is empty: a batch needs at least one sample")
+    out = integer_list("lengths", lengths, low=0 if allow_zero else 1)
     if max(out) == 0:
         raise ValueError("every length is 0: a batch needs at least one token")
     return out
@@ -41,8 +31,7 @@ def _check_lengths(lengths: Sequence[int], allow_zero: bool = True) -> list[int]
 def _round_up(n: int, multiple: int | None) -> int:
     if multiple is None:
         return n
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ValueError(f"pad_to_multiple_of must be a positive integer or None, got {multiple!r}")
+    multiple = positive_int("pad_to_multiple_of (an int or None)", multiple)
     return -(-n // multiple) * multiple
 
 
@@ -97,8 +86,7 @@ def pack_lengths(lengths: Sequence[int], row_length: int) -> tuple[torch.Tensor,
     ``lv.weights(..., sample_ids=...)`` so that per-sample reductions see samples, not rows.
     """
     lengths = _check_lengths(lengths)
-    if isinstance(row_length, bool) or not isinstance(row_length, int) or row_length < 2:
-        raise ValueError(f"row_length must be an integer >= 2, got {row_length!r}")
+    row_length = integer("row_length", row_length, low=2)
     rows = _first_fit_rows([n + 1 for n in lengths], row_length)
     mask = torch.zeros(len(rows), row_length)
     ids = torch.full((len(rows), row_length), -1, dtype=torch.long)
@@ -134,12 +122,16 @@ class Batch:
 
 
 def _check_sequences(sequences: Sequence[Sequence[int]]) -> list[list[int]]:
-    seqs = [list(s.tolist() if isinstance(s, torch.Tensor) else s) for s in sequences]
+    if isinstance(sequences, (str, bytes, torch.Tensor)) and not (
+        isinstance(sequences, torch.Tensor) and sequences.dim() == 2
+    ):
+        raise ArgumentTypeError(
+            f"sequences must be a list of token-id lists such as [[5, 6, 7], [8, 9]], "
+            f"got {type(sequences).__name__}"
+        )
+    seqs = [integer_list(f"sequences[{i}]", s) for i, s in enumerate(sequences)]
     if not seqs:
         raise ValueError("sequences is empty: a batch needs at least one sample")
-    for i, s in enumerate(seqs):
-        if len(s) == 0:
-            raise ValueError(f"sequences[{i}] is empty: every sequence needs at least one token")
     return seqs
 
 
@@ -189,8 +181,7 @@ def pack(
     position: a model must use them so that attention does not cross a boundary either.
     """
     seqs = _check_sequences(sequences)
-    if isinstance(row_length, bool) or not isinstance(row_length, int) or row_length < 1:
-        raise ValueError(f"row_length must be a positive integer, got {row_length!r}")
+    row_length = positive_int("row_length", row_length)
     rows = _first_fit_rows([len(s) for s in seqs], row_length)
     shape = (len(rows), row_length)
     ids = torch.full(shape, pad_id, dtype=torch.long)

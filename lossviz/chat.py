@@ -35,6 +35,7 @@ from importlib import resources
 
 import torch
 
+from .checks import number
 from .tokenizer import FILLER_WORDS, IM_END, IM_START, load_tokenizer
 
 __all__ = [
@@ -202,8 +203,7 @@ def loss_mask(
         raise TypeError("loss_mask takes the result of lv.chat.tokenize(messages)")
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
-    if isinstance(prompt_weight, bool) or not 0.0 <= float(prompt_weight) <= 1.0:
-        raise ValueError(f"prompt_weight must be a number in [0, 1], got {prompt_weight!r}")
+    prompt_weight = number("prompt_weight", prompt_weight, low=0.0, high=1.0)
     if strategy == "all":
         return torch.ones(len(tokenized))
     assistant_turns = [i for i, m in enumerate(tokenized.messages) if m["role"] == "assistant"]
@@ -292,13 +292,25 @@ def load_chats(path: str | os.PathLike | None = None) -> list[list[dict]]:
     """
     if path is None:
         name = "chats.jsonl (bundled)"
-        text = resources.files("lossviz").joinpath("data/chats.jsonl").read_text("utf-8")
+        data = resources.files("lossviz").joinpath("data/chats.jsonl").read_bytes()
     else:
         name = os.fspath(path)
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows editors write one)
+        data = data[3:]
     chats = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # JSONL separates records by "\n" only: str.splitlines() would also split inside a string at
+    # U+2028, U+2029 or U+0085, which json.dumps(..., ensure_ascii=False) writes unescaped
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            column = len(raw[: err.start].decode("utf-8", errors="replace")) + 1
+            raise ValueError(
+                f"{name}:{lineno}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {column}); "
+                "save the file as UTF-8 (JSONL is UTF-8)"
+            ) from None
         if not line.strip():
             continue
         try:
@@ -321,4 +333,4 @@ def load_chats(path: str | os.PathLike | None = None) -> list[list[dict]]:
 def load_chat_kinds() -> list[str]:
     """The ``kind`` of each bundled conversation (multiple_choice, short_answer, ...), in file order."""
     text = resources.files("lossviz").joinpath("data/chats.jsonl").read_text("utf-8")
-    return [json.loads(line)["kind"] for line in text.splitlines() if line.strip()]
+    return [json.loads(line)["kind"] for line in text.split("\n") if line.strip()]

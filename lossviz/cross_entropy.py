@@ -55,6 +55,7 @@ def check_inputs(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int =
             "pass at least one token and a vocabulary of at least one entry"
         )
     vocab = logits.shape[-1]
+    labels = labels.long()  # uint8 156 == -100 would be True: compare in int64
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab))
     if bad.any():
         where = tuple(int(i) for i in bad.nonzero()[0].tolist())
@@ -94,6 +95,7 @@ def token_losses(
     Equal to ``F.cross_entropy(logits, labels, reduction="none")`` in values and gradients.
     """
     check_inputs(logits, labels, ignore_index)
+    labels = labels.long()  # gather indexes with int64; int8/16/32 and uint8 ids convert exactly
     if shift:
         labels = shift_labels(labels, ignore_index)
     keep = labels != ignore_index
@@ -131,14 +133,25 @@ def cross_entropy(
                 "multiply the returned losses by your mask instead"
             )
         return losses
+    from .checks import float_dtype
+
+    labels = labels.long()  # checked by token_losses above; compare in int64 (uint8 wraps -100)
     trained = labels if not shift else shift_labels(labels, ignore_index)
-    weight = (trained != ignore_index).to(losses.dtype)
+    # the dtype rule: counts and weights in float32 (float64 with float64 logits), never float16
+    dtype = float_dtype(losses.dtype)
+    weight = (trained != ignore_index).to(dtype)
     if mask is not None:
+        if isinstance(mask, (list, tuple)):
+            mask = torch.as_tensor(mask, dtype=dtype)
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(
+                f"mask must be a torch.Tensor shaped like labels, got {type(mask).__name__}"
+            )
         if tuple(mask.shape) != tuple(labels.shape):
             raise ValueError(
                 f"mask {tuple(mask.shape)} must have the shape of labels {tuple(labels.shape)}"
             )
-        weight = weight * mask.to(losses.dtype)
+        weight = weight * mask.to(dtype)
     if losses.dim() == 1:
         return reduce(losses.unsqueeze(0), weight.unsqueeze(0), reduction, **params)
     if losses.dim() != 2:

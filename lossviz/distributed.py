@@ -8,9 +8,12 @@ on all but the last micro-batch, so gradients are all-reduced once, averaged ove
 its gradient to a temporary file. The parent compares them with the gradient that
 ``accumulation_weights`` predicts on the full batch.
 
-Safety: the port is picked free (bind port 0), every wait has a timeout, a rank that raises ends the
-whole group (the others are terminated) with a :class:`DistributedRunError` naming the rank, and no
-process is left behind.
+From a plain script, call :func:`run_ddp` under ``if __name__ == "__main__":``: each rank is started
+with ``spawn``, which imports the script again (a notebook needs nothing).
+
+Safety: every argument is checked before a process starts; the port is picked free (bind port 0);
+every wait has a timeout; a rank that raises ends the whole group (the others are terminated) with a
+:class:`DistributedRunError` naming the rank; and no process is left behind on any error path.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from contextlib import nullcontext
 from datetime import timedelta
 
 import torch
+
+from .checks import ArgumentTypeError, integer, integer_list, positive_int
+from .reductions import resolve
 
 __all__ = ["DistributedRunError", "free_port", "run_ddp"]
 
@@ -96,6 +102,19 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+def _refuse_while_bootstrapping() -> None:
+    """A clear error in a rank that is importing an unguarded script (instead of a spawn loop)."""
+    import multiprocessing
+
+    # spawn sets _inheriting while a new process imports the parent's main module
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "run_ddp was called while a worker process was starting: the script that calls it "
+            "must do so under `if __name__ == \"__main__\":` (each rank is started with 'spawn', "
+            "which imports the script again)"
+        )
+
+
 def _end_all(processes) -> None:
     for p in processes:
         if p.is_alive():
@@ -125,6 +144,8 @@ def run_ddp(
     ``predicted`` is the gradient of ``sum(accumulation_weights(...) * l)`` from one full-batch
     forward in this process; ``seconds`` is the wall time of the whole call.
     ``fail_rank`` makes that rank raise (to test that a failure ends the group cleanly).
+    Every argument is checked before a process starts. From a plain script, call it under
+    ``if __name__ == "__main__":``: the ranks start with ``spawn``, which imports the script again.
     """
     import torch.multiprocessing as mp
 
@@ -132,11 +153,27 @@ def run_ddp(
     from .model import TinyCausalLM, TinyConfig
     from .step_gradients import token_batch, weighted_grad
 
-    if not 2 <= world_size <= 8:
-        raise ValueError(f"world_size must be between 2 and 8 local processes, got {world_size}")
+    _refuse_while_bootstrapping()
+    # every argument is checked here, before a process starts: a late error would leave workers
+    lengths = integer_list("lengths", lengths, low=1)
+    world_size = integer("world_size (local processes)", world_size, low=2, high=8)
+    micro_batches = positive_int("micro_batches", micro_batches)
+    reduction = resolve(reduction).name
+    if isinstance(normalizations, str) or not normalizations:
+        raise ValueError(
+            f"normalizations must be a non-empty list such as ('naive', 'global'), got "
+            f"{normalizations!r}"
+        )
     for n in normalizations:
         if n not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {n!r}")
+    seed = integer("seed", seed)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ArgumentTypeError(f"timeout must be a number of seconds, got {timeout!r}")
+    if not 0 < timeout < float("inf"):
+        raise ValueError(f"timeout must be > 0 seconds (and finite), got {timeout}")
+    if fail_rank is not None:
+        fail_rank = integer("fail_rank", fail_rank, low=0, high=world_size - 1)
     split_batch(len(lengths), micro_batches=micro_batches, world_size=world_size)  # fail early
     model_cfg = {"max_len": max(64, max(lengths) + 1)}
     start, wall = time.perf_counter(), time.time()
@@ -144,10 +181,10 @@ def run_ddp(
         cfg = {
             "port": free_port(),
             "world_size": world_size,
-            "timeout": timeout,
+            "timeout": float(timeout),
             "fail_rank": fail_rank,
             "model": model_cfg,
-            "lengths": list(lengths),
+            "lengths": lengths,
             "seed": seed,
             "micro_batches": micro_batches,
             "reduction": reduction,
@@ -157,8 +194,8 @@ def run_ddp(
             _worker, args=(cfg, out_dir), nprocs=world_size, join=False, start_method="spawn"
         )
         pids = ctx.pids()
-        deadline = time.monotonic() + timeout
         try:
+            deadline = time.monotonic() + timeout
             files = [os.path.join(out_dir, f"rank{r}.pt") for r in range(world_size)]
             while not ctx.join(timeout=0.05):
                 if all(os.path.exists(f) for f in files):
@@ -178,8 +215,10 @@ def run_ddp(
             ) from err
         except mp.ProcessExitedException as err:
             raise DistributedRunError(
-                f"rank {err.error_index} of {world_size} exited with code {err.exit_code}, so the "
-                "whole group was ended",
+                f"rank {err.error_index} of {world_size} exited with code {err.exit_code} before "
+                "running its step, so the whole group was ended. From a plain script, call "
+                'run_ddp under `if __name__ == "__main__":` (the ranks are started with '
+                "'spawn', which imports your script again in each rank)",
                 pids,
             ) from err
         finally:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
+import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 
+from .checks import arg_type, parse_int, parse_list
 from .tasks import OPS, Bucket, TaskConfig
-from .training import ARMS, ExperimentConfig, run_experiment
+from .training import ARMS, ExperimentConfig, _threads, run_experiment, train_arm
 
 __all__ = [
     "DEFAULT_CACHE",
@@ -30,11 +33,16 @@ __all__ = [
     "format_table",
     "config_of",
     "config_from_args",
+    "RETRAIN_TOLERANCE",
+    "retrain",
+    "retrain_gaps",
+    "within_retrain_tolerance",
     "final_values",
     "paired_differences",
     "paired_summary",
     "sign_test",
     "add_arguments",
+    "check_writable",
     "run",
 ]
 
@@ -70,6 +78,65 @@ def config_of(results: dict) -> ExperimentConfig:
     return ExperimentConfig(
         task=task, **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
     )
+
+
+# How far a re-trained run may sit from the cached one. Training is deterministic on one CPU, but the
+# kernels torch picks (AVX-512, AVX2, none) round differently, and 80 steps amplify that. Measured on
+# 2026-11-30, all 21 default runs re-trained under ATEN_CPU_CAPABILITY=default, avx2 and AVX-512, each
+# against the cache and against each other: the first 20 training losses equal to the stored 4
+# decimals (rounding of the stored value allows 1e-4), steps 20-39 within 1e-4, every training loss
+# within 0.0066, every held-out loss within 0.0061, accuracy within one example of 64 (0.0156).
+# Each tolerance is five to ten times its measured spread; a changed reduction moves the first
+# steps by 1e-2 or more (sample mean vs token mean: 0.03 at step 2).
+RETRAIN_TOLERANCE = {
+    "train_loss_first_20": 2e-4,
+    "train_loss_first_40": 1e-3,
+    "train_loss": 0.03,
+    "eval_loss": 0.03,
+    "accuracy": 3 / 64,
+}
+
+
+def retrain(results: dict, arm: str, seed: int) -> tuple[dict, dict]:
+    """Train ``arm`` from ``seed`` again under ``results``' config: ``(fresh run, cached run)``."""
+    cached = [r for r in results["runs"] if (r["arm"], r["seed"]) == (arm, seed)]
+    if not cached:
+        raise ValueError(f"no cached run of arm {arm!r} with seed {seed}")
+    cfg = config_of(results)
+    with _threads(cfg.threads):
+        fresh = train_arm(ARMS[arm], seed, cfg)
+    return fresh, cached[0]
+
+
+def retrain_gaps(fresh: dict, cached: dict) -> dict[str, float]:
+    """Largest absolute gap between two runs of one arm and seed, per :data:`RETRAIN_TOLERANCE` key."""
+    if (fresh["arm"], fresh["seed"]) != (cached["arm"], cached["seed"]):
+        raise ValueError("compare runs of the same arm and seed")
+    if fresh["eval_steps"] != cached["eval_steps"] or len(fresh["train_loss"]) != len(
+        cached["train_loss"]
+    ):
+        raise ValueError("the two runs have different lengths: were they trained with one config?")
+    train = [abs(a - b) for a, b in zip(fresh["train_loss"], cached["train_loss"], strict=True)]
+    evals = [
+        abs(a - b)
+        for bucket in cached["eval_loss"]
+        for a, b in zip(fresh["eval_loss"][bucket], cached["eval_loss"][bucket], strict=True)
+    ]
+    acc = [
+        abs(fresh["final"][b]["accuracy"] - cached["final"][b]["accuracy"]) for b in cached["final"]
+    ]
+    return {
+        "train_loss_first_20": max(train[:20]),
+        "train_loss_first_40": max(train[:40]),
+        "train_loss": max(train),
+        "eval_loss": max(evals),
+        "accuracy": max(acc),
+    }
+
+
+def within_retrain_tolerance(gaps: dict[str, float]) -> bool:
+    """Whether every gap from :func:`retrain_gaps` is within :data:`RETRAIN_TOLERANCE`."""
+    return all(gaps[k] <= tol for k, tol in RETRAIN_TOLERANCE.items())
 
 
 def final_values(results: dict, arm: str, bucket: str, metric: str = "accuracy") -> list[float]:
@@ -185,19 +252,13 @@ def format_table(results: dict, metric: str = "accuracy") -> str:
     return "\n".join(lines)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _positive_int(flag: str):
+    return arg_type(lambda text: parse_int(text, flag, low=1))
 
 
 def _positive_float(text: str) -> float:
     try:
-        value = float(text)
+        value = float(text) if text.strip().isascii() else math.nan
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not value > 0 or value != value or value == float("inf"):
@@ -206,33 +267,27 @@ def _positive_float(text: str) -> float:
 
 
 def _seed_list(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers such as 0,1,2, got {text!r}"
-        ) from None
-    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
+    seeds = tuple(parse_list(text, "seed", low=0, example="0,1,2"))
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct: {text!r}")
     return seeds
 
 
 def _arm_list(text: str) -> tuple[str, ...]:
-    arms = tuple(a.strip() for a in text.split(",") if a.strip())
+    arms = tuple(parse_list(text, "arm", kind=str, example="token_mean,sample_mean"))
     unknown = [a for a in arms if a not in ARMS]
-    if unknown or not arms:
-        raise argparse.ArgumentTypeError(
-            f"unknown arm(s) {unknown or text!r}; choose from {', '.join(ARMS)}"
-        )
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
     return arms
 
 
 def _op_list(text: str) -> tuple[str, ...]:
-    ops = tuple(o.strip() for o in text.split(",") if o.strip())
+    try:
+        ops = tuple(parse_list(text, "task", kind=str, example="reverse,copy"))
+    except ValueError:
+        ops = ()
     if not ops or any(o not in OPS for o in ops) or len(set(ops)) != len(ops):
-        raise argparse.ArgumentTypeError(
-            f"expected distinct tasks from {', '.join(sorted(OPS))}, got {text!r}"
-        )
+        raise ValueError(f"expected distinct tasks from {', '.join(sorted(OPS))}, got {text!r}")
     return ops
 
 
@@ -242,13 +297,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     arms_help = "; ".join(f"{a.name}: {a.label}" for a in ARMS.values())
     parser.add_argument(
         "--arms",
-        type=_arm_list,
+        type=arg_type(_arm_list),
         default=d.arms,
         help=f"comma-separated arms to train (default: all). {arms_help}",
     )
     parser.add_argument(
         "--seeds",
-        type=_seed_list,
+        type=arg_type(_seed_list),
         default=d.seeds,
         help="comma-separated seeds; a seed fixes the initial weights and the data order, "
         f"shared by every arm (default: {','.join(map(str, d.seeds))})",
@@ -273,11 +328,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, kind, text in opts:
         name = flag[2:].replace("-", "_")
         parser.add_argument(
-            flag, type=kind, default=getattr(d, name), help=f"{text} (default: {getattr(d, name)})"
+            flag,
+            type=_positive_int(flag) if kind is _positive_int else kind,
+            default=getattr(d, name),
+            help=f"{text} (default: {getattr(d, name)})",
         )
     parser.add_argument(
         "--ops",
-        type=_op_list,
+        type=arg_type(_op_list),
         default=d.task.ops,
         help="comma-separated tasks the examples are drawn from: reverse, copy "
         f"(default: {','.join(d.task.ops)}; copy needs more steps to learn)",
@@ -308,6 +366,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"lossviz experiment: error: {err}", file=sys.stderr)
         return 2
+    if args.out is not None:
+        try:
+            check_writable(args.out)
+        except OSError as err:
+            print(f"lossviz experiment: error: --out {err}", file=sys.stderr)
+            return 2
     progress = not args.no_progress and sys.stderr.isatty()
     results = run_experiment(cfg, progress=progress)
     print(format_table(results, "accuracy"))
@@ -318,5 +382,40 @@ def run(args: argparse.Namespace) -> int:
         f"{results['cpu_seconds']} s of CPU time ({cfg.threads} thread(s))"
     )
     if args.out is not None:
-        print(f"wrote {save_results(results, args.out)}")
+        try:
+            print(f"wrote {save_results(results, args.out)}")
+        except OSError as err:  # the path changed while training: keep the finished runs anyway
+            fallback = save_results(results, _fallback_path())
+            print(
+                f"lossviz experiment: error: could not write {args.out} ({err}); the results "
+                f"are in {fallback}",
+                file=sys.stderr,
+            )
+            return 1
     return 0
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise an ``OSError`` that says why ``path`` cannot receive the results; checked before training.
+
+    Creates the missing parent folders and a probe file, removed again, in the parent.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{path} is a folder; give a file name such as {path / 'results.json'}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".lossviz-probe-"):
+            pass
+    except OSError as err:
+        raise OSError(f"{path} cannot be written ({err.strerror or err})") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(f"{path} exists and is not writable")
+
+
+def _fallback_path() -> Path:
+    fd, name = tempfile.mkstemp(prefix="lossviz-experiment-", suffix=".json")
+    os.close(fd)
+    return Path(name)

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checks import ArgumentTypeError, integer, number, positive_int
+
 __all__ = [
     "DTYPES",
     "MAX_TOKENS",
@@ -67,17 +69,17 @@ def per_token_losses(
     n: int, *, seed: int = 0, low: float = 2.0, high: float = 10.0
 ) -> torch.Tensor:
     """``n`` per-token losses drawn uniformly from ``[low, high]`` (float64, ``[n]``), seeded."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = positive_int("n", n)
+    low, high = number("low", low), number("high", high)
     if not 0 < low <= high:
         raise ValueError(f"need 0 < low <= high, got low={low}, high={high}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(integer("seed", seed))
     return low + (high - low) * torch.rand(n, dtype=torch.float64, generator=gen)
 
 
 def round_to(x: torch.Tensor, dtype: str | torch.dtype) -> torch.Tensor:
     """``x`` rounded to ``dtype`` (round to nearest even) and returned as float64, same shape."""
-    return x.to(_dtype(dtype)).to(torch.float64)
+    return _losses(x).to(_dtype(dtype)).to(torch.float64)
 
 
 def spacing(value: float, dtype: str | torch.dtype) -> float:
@@ -85,7 +87,8 @@ def spacing(value: float, dtype: str | torch.dtype) -> float:
 
     ``e = floor(log2 value)``, ``p`` the significant bits. ``spacing(256, "bfloat16") == 2``.
     """
-    if not value > 0 or not math.isfinite(value):
+    value = number("value", value)
+    if not value > 0:
         raise ValueError(f"value must be positive and finite, got {value}")
     exponent = math.frexp(value)[1] - 1
     return 2.0 ** (exponent - _SIGNIFICANT_BITS[_dtype(dtype)] + 1)
@@ -99,6 +102,7 @@ def sequential_sum(x: torch.Tensor, dtype: str | torch.dtype) -> np.ndarray:
     (every later ``x_t`` is below half the spacing at ``S``, or ``S`` is inf), then repeat it.
     """
     dt = _dtype(dtype)
+    x = _losses(x)
     if x.dim() != 1 or x.numel() == 0:
         raise ValueError(f"x must be a non-empty 1-d tensor, got shape {tuple(x.shape)}")
     xd = x.to(dt)
@@ -121,8 +125,20 @@ def sequential_sum(x: torch.Tensor, dtype: str | torch.dtype) -> np.ndarray:
     return out
 
 
+def _losses(x: object) -> torch.Tensor:
+    """Per-token losses as a float tensor (a list of numbers is accepted)."""
+    if isinstance(x, (list, tuple)):
+        x = torch.tensor([number(f"x[{i}]", v) for i, v in enumerate(x)], dtype=torch.float64)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ArgumentTypeError(
+            f"x must be a floating-point tensor of per-token losses [n], got {type(x).__name__}"
+        )
+    return x
+
+
 def torch_reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
     """``x.sum()`` or ``x.mean()`` in ``x``'s own dtype and device (``reduction``: sum, token_mean)."""
+    x = _losses(x)
     if reduction == "sum":
         return x.sum()
     if reduction == "token_mean":
@@ -141,7 +157,7 @@ def relative_error(value: np.ndarray | float, reference: np.ndarray | float) -> 
 
 def first_overflow(x: torch.Tensor, dtype: str | torch.dtype = "float16") -> int | None:
     """Smallest ``n`` with ``torch.sum(x[:n].to(dtype))`` infinite, or None if the full sum fits."""
-    xd = x.to(_dtype(dtype))
+    xd = _losses(x).to(_dtype(dtype))
     if bool(torch.isfinite(xd.sum())):
         return None
     lo, hi = 0, len(xd)  # sum of x[:lo] finite, of x[:hi] infinite (partial sums grow: x > 0)
@@ -272,7 +288,9 @@ def logsoftmax_error(
     (what a bf16 model's head produces). Reference: float64 log-softmax of those same logits. Returns
     max/mean absolute error of the per-token losses and the error of their mean, for both paths.
     """
-    gen = torch.Generator().manual_seed(seed)
+    num_tokens, vocab = positive_int("num_tokens", num_tokens), positive_int("vocab", vocab)
+    margin = number("margin", margin)
+    gen = torch.Generator().manual_seed(integer("seed", seed))
     logits = 2.0 * torch.randn(num_tokens, vocab, generator=gen)
     labels = torch.randint(0, vocab, (num_tokens,), generator=gen)
     logits[torch.arange(num_tokens), labels] += margin
@@ -300,7 +318,7 @@ def compare_devices(
     from .devices import resolve_device
 
     dev = resolve_device(device)
-    x = per_token_losses(n, seed=seed)
+    x = per_token_losses(positive_int("n", n), seed=seed)
     xd = x.to(_dtype(dtype))
     out = {"n": float(n)}
     for reduction in REDUCTIONS:

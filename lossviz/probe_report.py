@@ -16,6 +16,7 @@ import json
 import sys
 
 from .audit import _lengths, _positive
+from .checks import arg_type
 
 __all__ = ["add_arguments", "run", "report"]
 
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lengths",
-        type=_lengths,
+        type=arg_type(_lengths),
         required=True,
         help="trained tokens of each sample, comma-separated, in data-loader order, e.g. "
         "12,40,7,300; one step takes per-device-batch-size x ga-steps x world-size samples, and a "
@@ -43,20 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--per-device-batch-size",
-        type=_positive,
+        type=_positive("--per-device-batch-size"),
         default=1,
         help="samples per forward pass on one rank (per_device_train_batch_size); default 1",
     )
     parser.add_argument(
         "--ga-steps",
-        type=_positive,
+        type=_positive("--ga-steps"),
         default=1,
         help="micro-batches accumulated per optimizer step (gradient_accumulation_steps); "
         "default 1",
     )
     parser.add_argument(
         "--world-size",
-        type=_positive,
+        type=_positive("--world-size"),
         default=1,
         help="data-parallel processes to start (gloo on 127.0.0.1, 1 to 8); default 1",
     )

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from .chat import ChatTokens, loss_mask
+from .checks import number
 
 __all__ = ["token_counts", "generation_ratio", "ratio_means", "completion_share"]
 
@@ -68,11 +69,30 @@ def completion_share(
     ``completion``, ``prompt``: token counts, one per example (``[B]``) or scalars. For one example
     this is ``Rg / (Rg + plw)``. ``prompt_weight`` may be a tensor of plw values (``[K]`` -> ``[K]``).
     """
-    c = torch.as_tensor(completion, dtype=torch.float64).sum()
-    p = torch.as_tensor(prompt, dtype=torch.float64).sum()
-    plw = torch.as_tensor(prompt_weight, dtype=torch.float64)
-    if bool((plw < 0).any()) or bool((plw > 1).any()):
-        raise ValueError("prompt_weight must lie in [0, 1]")
+    c = _counts("completion", completion).sum()
+    p = _counts("prompt", prompt).sum()
+    if isinstance(prompt_weight, torch.Tensor):
+        plw = prompt_weight.to(torch.float64)
+    else:
+        plw = torch.tensor(number("prompt_weight", prompt_weight), dtype=torch.float64)
+    if not bool(torch.isfinite(plw).all()) or bool((plw < 0).any()) or bool((plw > 1).any()):
+        raise ValueError(f"prompt_weight must lie in [0, 1], got {plw.tolist()}")
     if not bool(c > 0):
         raise ValueError("there is no completion token, so its share is undefined")
     return c / (c + plw * p)
+
+
+def _counts(name: str, value: object) -> torch.Tensor:
+    """Token counts as a float64 tensor: finite, >= 0; strings and bools refused by name."""
+    if isinstance(value, torch.Tensor):
+        t = value.to(torch.float64)
+    elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        t = torch.tensor(number(name, value, finite=False), dtype=torch.float64)
+    else:
+        t = torch.tensor(
+            [number(f"{name}[{i}]", v, finite=False) for i, v in enumerate(value)],
+            dtype=torch.float64,
+        )
+    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+        raise ValueError(f"{name} must hold token counts: finite numbers >= 0, got {t.tolist()}")
+    return t

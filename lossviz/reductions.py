@@ -25,10 +25,13 @@ When every token is ignored, the reductions whose denominator depends on the tra
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
+
+from .checks import float_dtype
 
 __all__ = [
     "Reduction",
@@ -188,25 +191,76 @@ def _padded_mean(mask: torch.Tensor, counts: BatchCounts) -> torch.Tensor:
     return mask / mask.numel()
 
 
-def _as_mask(mask: torch.Tensor) -> torch.Tensor:
+def _as_mask(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
+    """``mask`` as a ``[B, T]`` tensor in the weight dtype (:func:`lossviz.checks.float_dtype`)."""
+    if isinstance(mask, (list, tuple)):
+        try:
+            mask = torch.as_tensor(mask)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(
+                f"{name} must be a torch.Tensor [B, T] or a rectangular list of numbers; "
+                f"torch.as_tensor could not read it ({err})"
+            ) from None
     if not isinstance(mask, torch.Tensor):
         raise TypeError(
-            f"mask must be a torch.Tensor [B, T], got {type(mask).__name__}; "
+            f"{name} must be a torch.Tensor [B, T], got {type(mask).__name__}; "
             "build one with lv.mask_from_lengths(lengths)"
         )
     if mask.dim() == 1:
         mask = mask.unsqueeze(0)
     if mask.dim() != 2:
-        raise ValueError(f"mask must have shape [B, T], got {tuple(mask.shape)}")
+        raise ValueError(f"{name} must have shape [B, T], got {tuple(mask.shape)}")
     if mask.numel() == 0:
         raise ValueError(
-            f"empty batch: mask has shape {tuple(mask.shape)}; pass at least one token"
+            f"empty batch: {name} has shape {tuple(mask.shape)}; pass at least one token"
         )
-    if not mask.is_floating_point():
-        mask = mask.to(torch.get_default_dtype())
+    if mask.is_complex():
+        raise TypeError(f"{name} must hold real token weights, got {mask.dtype}")
+    # counts and weights never live in float16/bfloat16: N > 65504 is inf in float16 (then W = 0)
+    mask = mask.to(
+        float_dtype(mask.dtype if mask.is_floating_point() else torch.get_default_dtype())
+    )
     if not bool(torch.isfinite(mask).all()) or bool((mask < 0).any()):
-        raise ValueError("mask weights must be finite and >= 0 (1 = trained, 0 = ignored)")
+        raise ValueError(f"{name} weights must be finite and >= 0 (1 = trained, 0 = ignored)")
     return mask
+
+
+def _as_sample_ids(sample_ids: object, mask: torch.Tensor) -> torch.Tensor:
+    if isinstance(sample_ids, (list, tuple)):
+        sample_ids = torch.as_tensor(sample_ids)
+    if isinstance(sample_ids, torch.Tensor) and sample_ids.dim() == 1:
+        sample_ids = sample_ids.unsqueeze(0)  # a 1-d mask is one row, so are its ids
+    if (
+        not isinstance(sample_ids, torch.Tensor)
+        or tuple(sample_ids.shape) != tuple(mask.shape)
+        or sample_ids.is_floating_point()
+        or sample_ids.is_complex()
+        or sample_ids.dtype == torch.bool
+    ):
+        got = (
+            f"{sample_ids.dtype} {tuple(sample_ids.shape)}"
+            if isinstance(sample_ids, torch.Tensor)
+            else type(sample_ids).__name__
+        )
+        raise ValueError(
+            f"sample_ids must be an integer tensor shaped like the mask {tuple(mask.shape)}, "
+            f"got {got}; use -1 where no sample is"
+        )
+    return sample_ids.to(mask.device)
+
+
+def _sample_index(sample_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``owned [B, T]``, each position's sample as 0..K-1 (by increasing id), and K.
+
+    Ids are compacted with ``unique``: memory grows with the number of samples, not the largest id.
+    """
+    owned = sample_ids >= 0
+    if not bool(owned.any()):
+        raise ValueError("sample_ids marks no position as part of a sample (all are -1)")
+    distinct, inverse = torch.unique(sample_ids[owned], return_inverse=True)
+    index = torch.zeros(sample_ids.shape, dtype=torch.long, device=sample_ids.device)
+    index[owned] = inverse
+    return owned, index, len(distinct)
 
 
 def _counts(mask: torch.Tensor, sample_ids: torch.Tensor | None) -> BatchCounts:
@@ -215,25 +269,13 @@ def _counts(mask: torch.Tensor, sample_ids: torch.Tensor | None) -> BatchCounts:
         per_position = n.unsqueeze(1).expand_as(mask)
         num_samples = mask.shape[0]
     else:
-        if tuple(sample_ids.shape) != tuple(mask.shape) or sample_ids.is_floating_point():
-            raise ValueError(
-                f"sample_ids must be an integer tensor shaped like the mask {tuple(mask.shape)}, "
-                f"got {sample_ids.dtype} {tuple(sample_ids.shape)}; use -1 where no sample is"
-            )
-        owned = sample_ids >= 0
-        if not bool(owned.any()):
-            raise ValueError("sample_ids marks no position as part of a sample (all are -1)")
+        sample_ids = _as_sample_ids(sample_ids, mask)
+        owned, index, num_samples = _sample_index(sample_ids)
         if bool((mask[~owned] > 0).any()):
             raise ValueError("a position with sample_ids == -1 has a nonzero mask weight")
-        ids = sample_ids.clamp_min(0).long()
-        size = int(ids.max()) + 1
-        n_all = torch.zeros(size, dtype=mask.dtype, device=mask.device)
-        n_all.index_add_(0, ids[owned], mask[owned])
-        present = torch.zeros(size, dtype=torch.bool, device=mask.device)
-        present[ids[owned]] = True
-        per_position = torch.where(owned, n_all[ids], 0.0)
-        n = n_all[present]
-        num_samples = int(present.sum())
+        n = torch.zeros(num_samples, dtype=mask.dtype, device=mask.device)
+        n.index_add_(0, index[owned], mask[owned])
+        per_position = torch.where(owned, n[index], 0.0)
     return BatchCounts(
         tokens_per_position=per_position,
         num_samples=num_samples,
@@ -283,7 +325,12 @@ def reduce(
     reduction: str = "token_mean",
     **params,
 ) -> torch.Tensor:
-    """``sum(W * losses)``: the scalar loss of per-token ``losses: [B, T]`` under ``reduction``."""
+    """``sum(W * losses)``: the scalar loss of per-token ``losses: [B, T]`` under ``reduction``.
+
+    ``W`` and the sum are computed in float32 (float64 for float64 losses) and the loss is
+    returned in the dtype of ``losses``, as ``F.cross_entropy`` returns it. Positions with ``W = 0``
+    never reach the result, so an inf or NaN loss at a masked position does not make it NaN.
+    """
     if not isinstance(losses, torch.Tensor) or not losses.is_floating_point():
         raise TypeError("losses must be a floating-point torch.Tensor [B, T] (see lv.token_losses)")
     if losses.dim() == 1:
@@ -293,8 +340,25 @@ def reduce(
         raise ValueError(
             f"losses {tuple(losses.shape)} and mask {tuple(mask.shape)} must have the same shape"
         )
-    w = weights(mask.to(losses.dtype), reduction, **params).to(losses.device)
-    return (w * losses).sum()
+    dtype = float_dtype(losses.dtype)  # the losses decide: float64 only for float64 losses
+    w = weights(mask.to(dtype), reduction, **params).to(losses.device)
+    # torch.where, not w * l alone: 0 * inf is NaN, and a padded position may hold anything
+    total = torch.where(w != 0, w * losses.to(dtype), 0.0).sum()
+    return _to_loss_dtype(total, losses.dtype)
+
+
+def _to_loss_dtype(total: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    out = total.to(dtype)
+    # only a float16/bfloat16 loss can overflow here (one device sync, only in that case)
+    if out.dtype != total.dtype and bool(torch.isfinite(total) & ~torch.isfinite(out)):
+        warnings.warn(
+            f"the loss {float(total.detach()):.6g} does not fit {dtype} (largest finite value "
+            f"{torch.finfo(dtype).max:g}) and becomes inf; compute it from float32 losses "
+            "(logits.float()) or use a mean instead of a sum",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return out
 
 
 def sample_weights(
@@ -308,16 +372,16 @@ def sample_weights(
     """Each sample's total weight ``sum_t W[b, t]`` (``[B]``), as shares summing to 1 by default.
 
     Token mean gives sample b the share ``n_b / N``; sample mean gives every non-empty sample ``1/B'``.
-    With ``sample_ids`` the result has one entry per sample id (0, 1, ...).
+    With ``sample_ids`` the result has one entry per distinct sample id, in increasing order (ids
+    0..K-1 give entries 0..K-1).
     """
     w = weights(mask, reduction, sample_ids=sample_ids, **params)
     if sample_ids is None:
         per_sample = w.sum(dim=1)
     else:
-        owned = sample_ids >= 0
-        ids = sample_ids[owned].long()
-        per_sample = torch.zeros(int(ids.max()) + 1, dtype=w.dtype, device=w.device)
-        per_sample.index_add_(0, ids, w[owned])
+        owned, index, num_samples = _sample_index(_as_sample_ids(sample_ids, w))
+        per_sample = torch.zeros(num_samples, dtype=w.dtype, device=w.device)
+        per_sample.index_add_(0, index[owned], w[owned])
     if not normalize:
         return per_sample
     total = per_sample.sum()

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 
 from .batching import mask_from_lengths
+from .checks import float_dtype, integer, integer_list, number
 from .reductions import REDUCTIONS, BatchCounts, register, weights
 
 __all__ = [
@@ -141,16 +142,10 @@ def mode_table() -> list[dict[str, str]]:
 
 def response_mask(lengths: list[int] | torch.Tensor, max_length: int | None = None) -> torch.Tensor:
     """``[B, T]`` float mask of responses with these token counts (``T = max_length or max(lengths)``)."""
-    lengths = [int(n) for n in lengths]
-    if not lengths:
-        raise ValueError("need at least one response")
-    if any(n < 0 for n in lengths):
-        raise ValueError(f"response lengths must be >= 0, got {lengths}")
+    lengths = integer_list("lengths", lengths, low=0)
     longest = max(lengths)
-    if max_length is not None and max_length < longest:
-        raise ValueError(
-            f"max_length={max_length} is shorter than the longest response ({longest})"
-        )
+    if max_length is not None:
+        max_length = integer("max_length", max_length, low=max(longest, 1))
     mask = mask_from_lengths(lengths).to(torch.float64)
     total = longest if max_length is None else max_length
     if mask.shape[1] < total:
@@ -184,10 +179,30 @@ def gradient_weights(
     aggregation multiplies it by ``W``. Negative: gradient descent raises that token's log-prob.
     """
     w = mode_weights(mask, mode, max_length=max_length)
-    adv = torch.as_tensor(advantages, dtype=w.dtype)
-    if adv.dim() != 1 or adv.numel() != w.shape[0]:
-        raise ValueError(f"advantages must have one value per response ({w.shape[0]}), got {adv}")
+    adv = _advantages(advantages, w.shape[0], w.dtype)
     return -adv.unsqueeze(1) * w + 0.0  # + 0.0 turns -0.0 (padding of A > 0) into 0.0
+
+
+def _advantages(advantages: object, num: int, dtype: torch.dtype) -> torch.Tensor:
+    """``[B]`` advantages as a finite tensor, or an error that names the argument."""
+    if isinstance(advantages, torch.Tensor):
+        adv = advantages.to(dtype)
+    else:
+        if isinstance(advantages, (str, bytes)) or not hasattr(advantages, "__len__"):
+            raise ValueError(
+                f"advantages must be a list of numbers, one per response, got {advantages!r}"
+            )
+        adv = torch.tensor(
+            [number(f"advantages[{i}]", a, finite=False) for i, a in enumerate(advantages)],
+            dtype=dtype,
+        )
+    if adv.dim() != 1 or adv.numel() != num:
+        raise ValueError(
+            f"advantages must have one value per response ({num}), got shape {tuple(adv.shape)}"
+        )
+    if not bool(torch.isfinite(adv).all()):
+        raise ValueError(f"advantages must be finite, got {adv.tolist()}")
+    return adv
 
 
 def sample_push(
@@ -214,7 +229,17 @@ def policy_loss(
     *,
     max_length: int | None = None,
 ) -> torch.Tensor:
-    """Unclipped policy-gradient loss ``sum W * (-A_b * exp(logp - old_logp))`` (shapes ``[B, T]``)."""
-    w = mode_weights(mask, mode, max_length=max_length).to(logp.dtype)
-    per_token = -advantages.to(logp.dtype).unsqueeze(1) * torch.exp(logp - old_logp)
-    return (w * per_token).sum()
+    """Unclipped policy-gradient loss ``sum W * (-A_b * exp(logp - old_logp))`` (shapes ``[B, T]``).
+
+    ``W`` and the sum in float32 (float64 for float64 ``logp``), the loss in ``logp``'s dtype; padded
+    positions (``W = 0``) never reach it, so a huge or inf log-ratio there cannot make it inf or NaN.
+    """
+    w = mode_weights(mask, mode, max_length=max_length)
+    dtype = float_dtype(logp.dtype)
+    w = w.to(dtype=dtype, device=logp.device)
+    keep = w != 0
+    # zero the log-ratio where W = 0 before exp: exp(inf) there would give a NaN gradient
+    delta = (logp - old_logp).to(dtype).masked_fill(~keep, 0.0)  # its gradient there: +0.0
+    adv = _advantages(advantages, w.shape[0], dtype).to(logp.device)
+    per_token = -adv.unsqueeze(1) * torch.exp(delta)
+    return (w * per_token).sum().to(logp.dtype)  # finite at padding: delta is 0 there

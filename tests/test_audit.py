@@ -58,7 +58,7 @@ def test_wrong_sample_count_is_explained_with_exit_code_2(capsys):
         (["--lengths", "12,,3"], "comma-separated"),
         (["--lengths", "0,3"], "positive integer"),
         (["--lengths", "3", "--ga-steps", "0"], "positive integer"),
-        (["--lengths", "3", "--reduction", "avg"], "invalid choice"),
+        (["--lengths", "3", "--reduction", "avg"], "unknown reduction"),
         ([], "--lengths"),
     ],
 )

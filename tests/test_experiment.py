@@ -5,6 +5,7 @@ import pytest
 from lossviz.cli import main
 from lossviz.experiment import (
     DEFAULT_CACHE,
+    RETRAIN_TOLERANCE,
     config_of,
     default_config,
     final_values,
@@ -12,10 +13,13 @@ from lossviz.experiment import (
     load_results,
     paired_differences,
     paired_summary,
+    retrain,
+    retrain_gaps,
     sign_test,
     summarize,
+    within_retrain_tolerance,
 )
-from lossviz.training import ARMS, ExperimentConfig, _threads, train_arm
+from lossviz.training import ARMS, ExperimentConfig
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +39,27 @@ def test_cache_was_made_by_the_default_config(cached):
 
 @pytest.mark.parametrize("arm,seed", [("token_mean", 0), ("ga_naive", 2)])
 def test_cache_matches_what_the_current_code_trains(cached, arm, seed):
-    """Re-train cached runs from scratch: the same numbers, digit for digit."""
-    cfg = default_config()
-    with _threads(cfg.threads):
-        fresh = train_arm(ARMS[arm], seed, cfg)
-    old = next(r for r in cached["runs"] if r["arm"] == arm and r["seed"] == seed)
-    for key in ("train_loss", "eval_steps", "eval_loss", "final"):
-        assert fresh[key] == old[key], key
+    """Re-train cached runs from scratch: equal within the spread other CPUs' kernels give.
+
+    RETRAIN_TOLERANCE (lossviz/experiment.py) states each bound and the spread it covers: the first 20
+    steps to the stored 4 decimals, the whole run within 0.03 in loss and 3 examples of 64. ga_naive
+    seed 2 is the run that moved most between kernels (accuracy 0.6094 vs 0.5938).
+    """
+    fresh, old = retrain(cached, arm, seed)
+    assert fresh["eval_steps"] == old["eval_steps"]
+    gaps = retrain_gaps(fresh, old)
+    assert within_retrain_tolerance(gaps), gaps
+
+
+def test_retrain_tolerance_catches_another_reduction(cached):
+    """The tolerance is tight enough to see a different arm: sample mean vs token mean, same seed."""
+    runs = {(r["arm"], r["seed"]): r for r in cached["runs"]}
+    other = dict(runs[("sample_mean", 0)], arm="token_mean")
+    gaps = retrain_gaps(other, runs[("token_mean", 0)])
+    assert gaps["train_loss_first_20"] > 10 * RETRAIN_TOLERANCE["train_loss_first_20"]
+    assert not within_retrain_tolerance(gaps)
+    with pytest.raises(ValueError, match="same arm"):
+        retrain_gaps(runs[("sample_mean", 0)], runs[("token_mean", 0)])
 
 
 def test_summary_and_table(cached):

@@ -22,7 +22,13 @@ def test_every_plot_returns_a_figure(results):
     assert len(fig.axes[0].get_xticklabels()) == n_buckets
     assert len(fig.axes[0].patches) == n_buckets * len(results["arms"])
     assert len(metric_by_length(results, "loss", arms=["token_mean"]).axes[0].patches) == n_buckets
-    assert len(training_curves(results, ["token_mean", "sum"]).axes[0].lines) == 2
+    two = training_curves(results, ["token_mean", "sum"])
+    assert [len(ax.lines) for ax in two.axes] == [1, 2]  # sum's panel also shows token_mean dashed
+    every = training_curves(results)
+    visible = [ax for ax in every.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == list(results["arms"])  # one panel per arm
+    legend = [t.get_text().split(":")[0] for t in every.legends[0].get_texts()]
+    assert legend == list(results["arms"])  # every arm in the legend, with its label
     assert len(heldout_curves(results).axes) == n_buckets
     assert "seeds" in experiment_figure(results).axes[0].get_title()
 

@@ -87,7 +87,31 @@ def test_error_bounds_stated_in_the_notebook():
         assert seq > 100 * TABLE.error("float32", reduction, "torch")[-1]
 
 
+def _close_as_torch_rounds(
+    name: str, cached: np.ndarray, fresh: np.ndarray, ref: np.ndarray
+) -> None:
+    """``torch.sum``/``mean`` values from another CPU: equal up to the rounding the kernel may differ in.
+
+    float32: both lie within 2^-22 of float64 (checked over the grid), so within 2^-21 of each other;
+    bfloat16/float16 accumulate in float32 and round once: at most one spacing of the dtype apart.
+    Measured on one CPU under AVX-512, AVX2 and default kernels, 1 and 4 threads: equal to the bit.
+    """
+    cached, fresh, ref = (np.asarray(a, dtype=np.float64) for a in (cached, fresh, ref))
+    inf = np.isinf(cached)
+    assert (inf == np.isinf(fresh)).all(), f"{name}: overflow at other counts"
+    if name == "float32":
+        tol = 2.0**-21 * np.abs(ref[~inf])
+    else:
+        tol = np.array([P.spacing(abs(v), name) for v in ref[~inf]])
+    assert (np.abs(cached[~inf] - fresh[~inf]) <= tol).all(), name
+
+
 def test_stored_table_matches_a_fresh_computation():
+    """The stored curves are what this code computes on this CPU, up to kernel rounding.
+
+    Running totals are one add at a time, the same on every CPU: compared to the bit. ``torch.sum``
+    may add in another order on another CPU: compared within the rounding bound it provably meets.
+    """
     x = P.per_token_losses(P.MAX_TOKENS, seed=TABLE.seed)
     assert (TABLE.seed, TABLE.low, TABLE.high, int(TABLE.ns[-1])) == (0, 2.0, 10.0, P.MAX_TOKENS)
     for i in (0, 25, 50, len(TABLE.ns) - 1):
@@ -96,7 +120,9 @@ def test_stored_table_matches_a_fresh_computation():
         for name, dt in P.DTYPES.items():
             for reduction in P.REDUCTIONS:
                 fresh = float(P.torch_reduce(x[:n].to(dt), reduction))
-                assert TABLE.values[(name, reduction, "torch")][i] == fresh
+                cached = TABLE.values[(name, reduction, "torch")][i]
+                ref = TABLE.reference[reduction][i]
+                _close_as_torch_rounds(name, [cached], [fresh], [ref])
             if n <= 20_000:
                 assert (
                     TABLE.values[(name, "sum", "sequential")][i] == P.sequential_sum(x[:n], dt)[-1]
@@ -107,8 +133,26 @@ def test_stored_table_matches_a_fresh_computation():
     assert small.stall["bfloat16"] == TABLE.stall["bfloat16"]
     common, i_small, i_big = np.intersect1d(small.ns, TABLE.ns, return_indices=True)
     assert len(common) >= 10
-    for key, vals in small.values.items():
-        np.testing.assert_array_equal(vals[i_small], TABLE.values[key][i_big])
+    for (name, reduction, method), vals in small.values.items():
+        cached = TABLE.values[(name, reduction, method)][i_big]
+        if method == "torch":
+            ref = TABLE.reference[reduction][i_big]
+            _close_as_torch_rounds(name, cached, vals[i_small], ref)
+        else:
+            np.testing.assert_array_equal(vals[i_small], cached)
+
+
+def test_float16_overflow_count_is_the_same_on_every_cpu():
+    """10,872 is far from a tie: float32 rounding (~0.01 here) cannot move it by one token.
+
+    float16 rounds a total to inf from 65520 on (65504 plus half its spacing of 32). The exact sums of
+    the first 10,871 and 10,872 losses sit more than 1 below and above it.
+    """
+    x = P.per_token_losses(P.MAX_TOKENS, seed=TABLE.seed)
+    n = TABLE.overflow["float16"]
+    below, above = math.fsum(x[: n - 1].tolist()), math.fsum(x[:n].tolist())
+    assert below < 65520 - 1 and above > 65520 + 1
+    assert 2**-22 * 65520 < 0.02  # the most a float32 torch.sum can be off here
 
 
 def test_save_and_load_roundtrip(tmp_path):
@@ -130,8 +174,15 @@ def test_logsoftmax_in_bf16_loses_digits_that_fp32_keeps():
 
 
 def test_logsoftmax_numbers_quoted_in_notebook_08():
+    """The bfloat16 digits come from bfloat16's grid: 0.0257 and 0.007415 under AVX-512, AVX2 and
+    default kernels with 1 and 4 threads, so two significant digits are safe. The float32 error is
+    kernel rounding (1.3e-6 to 2.0e-6 max across those): only its bound is quoted."""
     err = P.logsoftmax_error(num_tokens=128, vocab=32000)
-    assert (round(err["bfloat16_max_abs"], 3), round(err["bfloat16_mean_abs"], 3)) == (0.026, 0.007)
+    assert (round(err["bfloat16_max_abs"], 3), round(err["bfloat16_mean_abs"], 4)) == (
+        0.026,
+        0.0074,
+    )
+    assert f"{err['bfloat16_mean_loss_abs']:.1g}" == "0.0003"
     assert err["float32_max_abs"] < 1e-5
 
 

@@ -4,6 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +82,13 @@ def test_readme_code_runs_and_states_true_numbers():
     assert round(float(lv.completion_share(1, 100, 0.1)), 4) == 0.0909
     table = scope["table"]
     assert (table.overflow["float16"], table.stall["bfloat16"]) == (10872, 849)
+    assert (float(scope["w_c"].sum()), float(scope["w_r"].sum())) == (
+        pytest.approx(0.2),
+        pytest.approx(-2.0),
+    )
+    assert table.stall["float16"] == 6732  # the README says both stalls as token counts
+    readme = (ROOT / "README.md").read_text()
+    assert "after 849 tokens" in readme and "after 6,732\ntokens" in readme
 
 
 def test_the_core_imports_without_the_trainers_extra():

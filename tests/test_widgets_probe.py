@@ -11,7 +11,7 @@ from lossviz.widgets.probe import probe_explorer, render_probe  # noqa: E402
 def test_settings_without_a_picture_explain_themselves():
     with pytest.raises(EdgeCase, match="takes 4 samples"):
         render_probe(lengths="3,7", batch=2, ga=2)
-    with pytest.raises(EdgeCase, match="whole numbers"):
+    with pytest.raises(EdgeCase, match="positive integers"):
         render_probe(lengths="3,x")
     with pytest.raises(EdgeCase, match="between 1 and 400"):
         render_probe(lengths="0,3", batch=1, ga=2)

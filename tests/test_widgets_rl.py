@@ -22,11 +22,11 @@ def test_default_group_and_every_mode():
     "lengths,advantages,mode,max_length,message",
     [
         ("10, 20", "1", "trl:grpo", 1024, "2 lengths but 1 advantages"),
-        ("ten", "1", "trl:grpo", 1024, "must be a int"),
+        ("ten", "1", "trl:grpo", 1024, "must be comma-separated integers"),
         ("", "", "trl:grpo", 1024, "at least one"),
         ("0, 5", "1, -1", "trl:grpo", 1024, "at least one token"),
         ("10, 600", "1, -1", "trl:dr_grpo", 512, "shorter than the longest"),
-        ("5", "nan", "trl:grpo", 1024, "not a finite"),
+        ("5", "nan", "trl:grpo", 1024, "finite numbers"),
         (", ".join(["3"] * 17), ", ".join(["1"] * 17), "trl:grpo", 1024, "at most 16"),
         ("5000", "1", "trl:grpo", 1024, "at or below"),
     ],

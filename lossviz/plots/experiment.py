@@ -90,18 +90,41 @@ def _band(ax, steps, curves: np.ndarray, color: str, label: str) -> None:
 
 
 def training_curves(results: dict, arms: Sequence[str] | None = None) -> Figure:
-    """Training loss per answer token (median over seeds, band = min..max) against the step."""
+    """Training loss per answer token (median over seeds, band = min..max) against the step.
+
+    One panel per arm on a shared log scale, every arm named in its panel's title and in one legend:
+    seven overlapping bands in one axes cannot be told apart.
+    """
     arms = _arms(results, arms)
-    fig = Figure(figsize=(7.5, 3.2), dpi=80, layout="constrained")
-    ax = fig.add_subplot()
-    for i, arm in enumerate(arms):
+    cols = min(4, len(arms))
+    rows = -(-len(arms) // cols)
+    fig = Figure(figsize=(2.6 * cols, 2.1 * rows + 0.5), dpi=80, layout="constrained")
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
+    reference = np.array([r["train_loss"] for r in _runs(results, arms[0])])
+    steps = np.arange(1, reference.shape[1] + 1)
+    for i, (ax, arm) in enumerate(zip(axes, arms, strict=False)):
+        if i:  # the first arm, thin and dashed, in every other panel: a common yardstick
+            ax.plot(steps, np.median(reference, axis=0), color="black", lw=0.7, ls="--")
         curves = np.array([r["train_loss"] for r in _runs(results, arm)])
-        _band(ax, np.arange(1, curves.shape[1] + 1), curves, ARM_COLORS.get(arm, f"C{i}"), arm)
-    ax.set_yscale("log")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss per answer token")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=2)
+        _band(ax, steps, curves, ARM_COLORS.get(arm, f"C{i}"), arm)
+        ax.set_title(arm, fontsize=9)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(arms) :]:
+        ax.set_visible(False)
+    handles = [h for ax in axes[: len(arms)] for h in ax.get_legend_handles_labels()[0][-1:]]
+    labels = [f"{a}: {results['arms'].get(a, {}).get('label', a)}" for a in arms]
+    fig.legend(
+        handles,
+        labels,
+        loc="outside upper center",
+        ncols=min(len(arms), 3),
+        fontsize=8,
+        title=f"median over seeds, band = min to max; dashed: {arms[0]} for comparison",
+        title_fontsize=8,
+    )
+    fig.supxlabel("optimizer step", fontsize=9)
+    fig.supylabel("training loss per answer token", fontsize=9)
     return fig
 
 

@@ -73,8 +73,13 @@ class GradientWeightsPicture:
         n = self.n
         if len(values) != n or len(lengths) != n:
             raise ValueError(f"this picture has {n} responses; got {len(lengths)}, {len(values)}")
+        # bars are drawn in value units, unless the range is so small or large (1e-320, 1e300)
+        # that the transform's matrix would overflow: then in units of the largest |value|
+        top = float(np.max(np.abs(values), initial=0.0)) if np.isfinite(values).all() else 0.0
+        scale = top if top > 0 and not 1e-100 < top < 1e100 else 1.0
+        values = values / scale
         lo, hi = _value_range(values)
-        # value units -> figure fraction: x = response index, y = value
+        # value units -> figure fraction: x = response index, y = value / scale
         self._to_fig.clear().translate(0.5, -lo).scale(
             (_RIGHT - _LEFT) / max(n, 1), (_TOP - _BOTTOM) / (hi - lo)
         ).translate(_LEFT, _BOTTOM)
@@ -89,7 +94,7 @@ class GradientWeightsPicture:
         for k, text in enumerate(self._scale):
             v = ticks[k] if k < len(ticks) else None
             text.set_visible(v is not None)
-            text.set_text("" if v is None else "0" if v == 0 else f"{v:+.2g}")
+            text.set_text("" if v is None else "0" if v == 0 else f"{v * scale:+.2g}")
             text.set_y(self._to_fig.transform((0.0, v or 0.0))[1])
         # names under the bars: "#b n=N" while they fit, "#b" beyond 8 responses
         for b, (name, length) in enumerate(zip(self._names, lengths, strict=True)):

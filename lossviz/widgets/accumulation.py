@@ -19,7 +19,7 @@ from ..devices import available_devices, describe_devices
 from ..model import TinyConfig
 from ..plots.accumulation import WeightBars
 from ..reductions import weights
-from .base import EdgeCase, Explorer, View, check_finite
+from .base import EdgeCase, Explorer, View, check_finite, parse_list
 
 __all__ = ["render_accumulation", "accumulation_explorer", "GRADIENT_TOKEN_BUDGET"]
 
@@ -38,17 +38,7 @@ _COLUMNS = ("full batch", "naive", "global")
 
 
 def _parse_lengths(text: str) -> list[int]:
-    parts = [p.strip() for p in str(text).replace(" ", ",").split(",") if p.strip()]
-    if not parts:
-        raise EdgeCase("type a few sample lengths, e.g. 12, 40, 7, 300")
-    out = []
-    for p in parts:
-        if not p.isdigit() or not 1 <= int(p) <= MAX_LENGTH:
-            raise EdgeCase(
-                f"{p!r} is not a length: each sample needs between 1 and {MAX_LENGTH} trained tokens"
-            )
-        out.append(int(p))
-    return out
+    return parse_list(text, "length", low=1, high=MAX_LENGTH, example="12, 40, 7, 300")
 
 
 def _attention_cells(lengths: list[int], plan: list[list[list[int]]]) -> int:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 import ipywidgets as W
 from matplotlib.figure import Figure
 
-__all__ = ["View", "EdgeCase", "Explorer", "figure_png", "check_finite"]
+from .. import checks
+
+__all__ = ["View", "EdgeCase", "Explorer", "figure_png", "check_finite", "parse_list"]
 
 
 class EdgeCase(Exception):
@@ -66,7 +68,19 @@ def check_finite(**numbers: float) -> None:
     """Raise :class:`EdgeCase` if a number meant for the learner is NaN or infinite."""
     for name, value in numbers.items():
         if not math.isfinite(float(value)):
-            raise EdgeCase(f"{name} is not a finite number for this setting ({value}).")
+            # the value itself (nan, inf) is not shown: it tells a learner nothing
+            raise EdgeCase(
+                f"{name} is not a finite number for this setting (it overflows or is 0/0); "
+                "try smaller values."
+            )
+
+
+def parse_list(text: str, what: str, **kwargs) -> list:
+    """:func:`lossviz.checks.parse_list` for a text box: its message shown as an :class:`EdgeCase`."""
+    try:
+        return checks.parse_list(text, what, **kwargs)
+    except ValueError as err:
+        raise EdgeCase(str(err)) from None
 
 
 class Explorer:

@@ -22,7 +22,7 @@ from ..chat import (
 )
 from ..plots.chat import chat_weights_figure
 from ..reductions import weights
-from .base import EdgeCase, Explorer, View, check_finite
+from .base import EdgeCase, Explorer, View, check_finite, parse_list
 
 __all__ = ["MAX_TURNS", "MAX_LEN", "LAYOUTS", "REDUCTIONS", "parse_lengths", "render_chat"]
 __all__ += ["chat_explorer"]
@@ -35,14 +35,7 @@ REDUCTIONS = ("token_mean", "sample_mean", "sum")
 
 def parse_lengths(text: str, turns: int) -> list[int]:
     """``"3, 12"`` -> one length per turn (the list repeats when shorter than ``turns``)."""
-    try:
-        values = [int(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise EdgeCase(f"lengths must be whole numbers separated by commas, got {text!r}") from None
-    if not values:
-        raise EdgeCase("give at least one length, e.g. 3, 12")
-    if min(values) < 1 or max(values) > MAX_LEN:
-        raise EdgeCase(f"each length must be between 1 and {MAX_LEN} tokens")
+    values = parse_list(text, "length", low=1, high=MAX_LEN, example="3, 12")
     return [values[k % len(values)] for k in range(turns)]
 
 

@@ -30,15 +30,12 @@ def _measure(case: str, lengths: tuple[int, ...], batch: int, ga: int) -> dict:
 
 
 def _parse(lengths: str) -> list[int]:
-    try:
-        out = [int(x) for x in lengths.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise EdgeCase(
-            f"lengths must be whole numbers separated by commas, got {lengths!r}"
-        ) from None
-    if not out or min(out) < 1 or max(out) > 400:
-        raise EdgeCase("give between 1 and 400 trained tokens per sample, e.g. 3,7,20,5")
-    return out
+    from ..checks import parse_list
+
+    try:  # the shared parser of typed text; a Trainer run costs ~1 s, so at most 400 tokens
+        return parse_list(lengths, "length", low=1, high=400, example="3, 7, 20, 5")
+    except ValueError as err:
+        raise EdgeCase(str(err)) from None
 
 
 def render_probe(case: str = "ga", lengths: str = "3,7,20,5", batch: int = 2, ga: int = 2) -> View:

@@ -8,7 +8,7 @@ import ipywidgets as W
 
 from .. import rl
 from ..plots.rl import GradientWeightsPicture, gradient_weights_figure
-from .base import EdgeCase, Explorer, View, check_finite
+from .base import EdgeCase, Explorer, View, check_finite, parse_list
 
 __all__ = ["parse_numbers", "render_rl", "rl_explorer"]
 
@@ -18,16 +18,15 @@ MAX_LENGTH = 4096
 
 def parse_numbers(text: str, kind: type, what: str) -> list:
     """``"10, 100 ,3"`` -> ``[10, 100, 3]``; an :class:`EdgeCase` that says what is wrong otherwise."""
-    parts = [p for p in str(text).replace(";", ",").split(",") if p.strip()]
-    if not parts:
-        raise EdgeCase(f"type at least one {what}, separated by commas")
-    try:
-        values = [kind(p.strip()) for p in parts]
-    except ValueError:
-        raise EdgeCase(f"every {what} must be a {kind.__name__}: got {text!r}") from None
+    values = parse_list(text, what, kind=kind, example="20, 200" if kind is int else "1, -1")
     if len(values) > MAX_RESPONSES:
         raise EdgeCase(f"at most {MAX_RESPONSES} responses fit the picture; got {len(values)}")
     return values
+
+
+def _advantage(a: float) -> str:
+    """``+1.00`` for everyday values; ``+1.00e+300`` / ``+1.00e-08`` when two decimals would mislead."""
+    return f"{a:+.2f}" if a == 0 or 0.01 <= abs(a) < 1e4 else f"{a:+.2e}"
 
 
 def render_rl(
@@ -65,6 +64,7 @@ def render_rl(
     g = rl.gradient_weights(mask, adv, m, max_length=max_length)
     per_token = [float(g[b, 0]) for b in range(len(ns))]
     total = [float(v) for v in g.sum(dim=1)]
+    check_finite(**{f"the gradient weight of response {b}": v for b, v in enumerate(total)})
     title = f"{m.project} {m.option}={m.name}"
     if pictures is None:
         fig = gradient_weights_figure(ns, per_token, title=title)
@@ -78,7 +78,7 @@ def render_rl(
     ]
     for b, (n, a) in enumerate(zip(ns, adv, strict=True)):
         lines.append(
-            f"#{b}: n={n:<5} A={a:+.2f}  per token {per_token[b]:+.3e}  whole response {total[b]:+.3e}"
+            f"#{b}: n={n:<5} A={_advantage(a)}  per token {per_token[b]:+.3e}  whole response {total[b]:+.3e}"
         )
     if all(a == 0 for a in adv):
         lines.append("every advantage is 0: no response is pushed (a group with equal rewards)")

@@ -41,11 +41,9 @@ CHROMIUM_ARGS = [
 ]
 RUN_TIMEOUT_MS = 180_000  # one notebook, Run All to idle (generous on a busy 2-core machine)
 # Lab settings for the test: every cell stays in the DOM (no windowing), no news or update checks.
+# Nothing about kernels: a notebook must start its own kernel as it does under `make lab`.
 LAB_SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
-        "windowingMode": "none",
-        "autoStartDefaultKernel": True,  # no "Select Kernel" dialog in the way
-    },
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false",
         "checkForUpdates": False,
@@ -193,6 +191,17 @@ def test_notebooks_are_found():
     assert len(NOTEBOOKS) >= 3, "expected the numbered notebooks in notebooks/"
 
 
+def test_a_notebook_opens_with_its_kernel_and_no_dialog(lab, page):
+    """What a learner sees after `make lab`: a fresh workspace, the notebook's own kernel, idle."""
+    notebook = NOTEBOOKS[0]
+    page.goto(f"{lab['base']}/lab/tree/{notebook.name}?token={lab['token']}&reset")
+    page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+    _wait_for(page, lab, notebook, _kernel_ready, "no connected, idle kernel", 120)
+    state = page.evaluate(STATE_JS)
+    assert not page.locator(".jp-Dialog").count() and _kernel_ready(state), state
+    _shutdown_kernels(lab)
+
+
 def _has_explorer(notebook: Path) -> bool:
     cells = json.loads(notebook.read_text())["cells"]
     return any("_explorer(" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
@@ -237,14 +246,13 @@ def _run_started(state: dict) -> bool:
 
 
 def _wait_for(page, lab, notebook: Path, until, what: str, timeout: float) -> None:
-    """Poll the page's state until ``until(state)``; accept a "Select Kernel" dialog meanwhile."""
+    """Poll the page's state until ``until(state)``; a dialog (e.g. "Select Kernel") fails the test."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if until(page.evaluate(STATE_JS)):
             return
-        accept = page.locator(".jp-Dialog .jp-mod-accept")
-        if "Kernel" in " ".join(page.locator(".jp-Dialog").all_inner_texts()) and accept.count():
-            accept.first.click()  # the default kernel
+        dialogs = page.locator(".jp-Dialog").all_inner_texts()
+        assert not dialogs, f"{notebook.name}: a dialog appeared: {dialogs}"
         time.sleep(0.25)
     pytest.fail(_diagnose(page, lab, f"{notebook.name}: {what} within {timeout:.0f} s"))
 
