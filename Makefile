@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# verl is measured from its own source, installed without its dependencies (ray, tensordict,
+# transformers < 5.11) into a side folder that lossviz.verl_agg reads; never into the environment.
+VERL_VERSION := 0.9.1
+VERL := $(VENV)/verl/.installed-$(VERL_VERSION)
 PORT ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); other users never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -15,7 +19,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-lab: $(STAMP)
+$(VERL): $(STAMP)
+	rm -rf $(VENV)/verl
+	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/verl verl==$(VERL_VERSION)
+	touch $(VERL)
+
+lab: $(STAMP) $(VERL)
 	cd notebooks && ../$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG)
 
 test: $(STAMP) lint test-fast test-notebooks
@@ -24,17 +33,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(VERL)
 	$(BIN)/pytest -q -m "not browser" --ignore=notebooks
 
-test-notebooks: $(STAMP)
+test-notebooks: $(STAMP) $(VERL)
 	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 # The unit tests and every notebook again under other CPU kernels and thread counts (CI runs it too).
-test-portable: $(STAMP)
+test-portable: $(STAMP) $(VERL)
 	$(BIN)/python tests/portable.py
 
-test-browser: $(STAMP)
+test-browser: $(STAMP) $(VERL)
 	$(BIN)/pytest -q -m browser tests/browser
 
 format: $(STAMP)

@@ -220,7 +220,10 @@ def loss_mask(
 
 
 def split_turns(messages: Sequence[Mapping]) -> list[list[dict]]:
-    """One conversation per assistant turn: the messages up to and including it (seed 000's split).
+    """One conversation per assistant turn: the messages up to and including it.
+
+    This is the "split" format of Jun's post *Loss Reduction* (2024,
+    https://rich-junwang.github.io/en-us/posts/tech/ml/loss/loss_reduction/).
 
     Train each with ``strategy="last_assistant"``: together they train every assistant turn once.
     """

@@ -17,6 +17,10 @@ COMMANDS = {
     ),
     "experiment": ("lossviz.experiment", "train the tiny model under several reductions"),
     "probe": ("lossviz.probe_report", "measure the real transformers Trainer's per-token weights"),
+    "rl-experiment": (
+        "lossviz.rl_experiment",
+        "RL-train the tiny policy under GRPO / DAPO / Dr. GRPO aggregation",
+    ),
 }
 
 

@@ -38,9 +38,17 @@ def _experiment_accuracy_by_length() -> Figure:
     return experiment_figure(load_results())
 
 
+def _rl_incorrect_length() -> Figure:
+    from .plots.rl_experiment import rl_figure
+    from .rl_experiment import load_rl_results
+
+    return rl_figure(load_rl_results())
+
+
 FIGURES: list[tuple[str, Callable[[], Figure]]] = [
     ("weights_token_vs_sample_mean.png", _weights_token_vs_sample_mean),
     ("experiment_accuracy_by_length.png", _experiment_accuracy_by_length),
+    ("rl_incorrect_length.png", _rl_incorrect_length),
 ]
 
 

@@ -1,34 +1,44 @@
-"""Loss aggregation in RL fine-tuning (GRPO, DAPO, Dr. GRPO) as named lossviz reductions.
+"""Loss aggregation in RL fine-tuning (GRPO, DAPO, Dr. GRPO, ...) as named lossviz reductions.
 
 A policy-gradient loss is a per-token loss ``l[b, t] = -A_b * ratio[b, t]`` (plus clipping and KL terms),
 aggregated with a weight matrix ``W`` exactly like the SFT losses: ``L = sum_{b,t} W[b, t] * l[b, t]``.
 The projects name their aggregations differently; each name is one lossviz reduction. ``B`` responses
-in the (micro-)batch, ``n_b`` tokens of response b, ``N = sum_b n_b``, ``T`` the padded response length,
-``L_max`` TRL's ``max_completion_length``:
+in the micro-batch, ``B'`` of them non-empty, ``n_b`` tokens of response b, ``N = sum_b n_b``, ``T`` the
+padded response length, ``L_max`` TRL's ``max_completion_length``, ``G`` its gradient-accumulation steps.
+Measured on TRL 1.16.0 and verl 0.9.1 (tests/test_trl_grpo.py, tests/test_verl.py), one process:
 
-==================================  ==========================  =====================  ====================
-project name                        W[b, t]                     lossviz reduction      paper
-==================================  ==========================  =====================  ====================
-TRL ``grpo``                        m / (n_b * B)               sample_mean            GRPO (2402.03300)
-TRL ``bnpo``                        m / N (this process)        token_mean
-TRL ``dapo``                        m / N (all processes)       token_mean             DAPO (2503.14476)
-TRL ``dr_grpo``                     m / (B * L_max)             constant_norm          Dr. GRPO (2503.20783)
-verl ``token-mean``                 m / N                       token_mean             DAPO
-verl ``seq-mean-token-mean``        m / (n_b * B)               sample_mean            GRPO
-verl ``seq-mean-token-sum``         m / B                       seq_mean_token_sum
-verl ``seq-mean-token-sum-norm``    m / T   (no 1/B)            token_sum_norm (new)   Dr. GRPO
-==================================  ==========================  =====================  ====================
+=====================================  ====================  =====================  ===================
+project name                           W[b, t]               lossviz reduction      paper
+=====================================  ====================  =====================  ===================
+TRL ``grpo``, ``sapo``, GSPO           m / (n_b * B * G)     sample_mean            GRPO, SAPO, GSPO
+TRL ``bnpo``                           m / (N * G)           token_mean
+TRL ``dapo`` (default), ``cispo``,     m / N_gen             token_mean             DAPO, MiniMax-M1,
+``vespo``                                                                           VESPO
+TRL ``dr_grpo``                        m / (B * L_max * G)   constant_norm          Dr. GRPO
+TRL ``luspo``                          m / (B * G)           seq_mean_token_sum     LUSPO
+verl ``token-mean``                    m / N                 token_mean             DAPO
+verl ``token-sum``                     m                     sum
+verl ``seq-mean-token-mean``           m / (n_b * B')        sample_mean            GRPO
+verl ``seq-mean-token-sum``            m / B'                seq_mean_token_sum
+verl ``seq-mean-token-sum-norm``       m / (B' * C)          constant_norm          Dr. GRPO
+=====================================  ====================  =====================  ===================
 
-Where they disagree: verl's ``seq-mean-token-sum-norm`` divides the summed loss by ``T =
-loss_mask.shape[-1]`` only (``agg_loss`` in ``verl/trainer/ppo/core_algos.py``), while TRL's ``dr_grpo``
-divides by ``B * max_completion_length`` (``_compute_loss`` in ``trl/trainer/grpo_trainer.py``): with the
-same constant, verl's loss and gradient are ``B`` times TRL's. TRL ``bnpo`` normalises by the tokens of
-the local batch; ``dapo`` by ``num_items_in_batch / num_processes``, the completion tokens gathered over
-all processes, so that after DDP averages the ranks the result is the global token mean. In one batch on
-one process both equal ``token_mean``. Recent TRL versions also divide ``grpo``, ``bnpo`` and
-``dr_grpo`` by the gradient-accumulation steps, while ``dapo``'s token count already spans them. For an
-empty response (0 tokens), TRL ``grpo`` still counts the row in ``B`` (it clamps ``n_b`` at 1), verl
-divides 0 by 0, and lossviz's ``sample_mean`` leaves the row out.
+TRL (``_compute_loss`` in ``trl/trainer/grpo_trainer.py``) divides ``grpo``, ``sapo``, ``bnpo``,
+``dr_grpo`` and ``luspo`` by ``G``; ``dapo``, ``cispo`` and ``vespo`` divide by ``num_items_in_batch /
+num_processes * G / steps_per_generation`` where ``num_items_in_batch`` counts the completion tokens of
+the whole generation batch on all processes: with the default ``steps_per_generation = G`` that is
+``N_gen / P`` per micro-batch, so after summing the ``G`` micro-batches and DDP's average over the ``P``
+processes every token weighs ``1 / N_gen``. GSPO is ``importance_sampling_level="sequence"``; at ratio 1
+its gradient equals ``grpo``'s. The ratio enters through each type's gate (:mod:`lossviz.rl_ratio`):
+``cispo`` multiplies by ``min(ratio, epsilon_high)``, which defaults to ``epsilon = 0.2``.
+
+verl 0.9.1 (``agg_loss`` in ``verl/trainer/ppo/core_algos.py``) divides by global counts passed in
+``global_batch_info``: ``batch_num_tokens`` (tokens of the mini-batch on all ranks), ``global_batch_size``
+(its responses) and multiplies by ``dp_size``; without them (one rank) they are this micro-batch's ``N``
+and ``B'``. ``seq-mean-token-sum-norm`` divides the sequence mean by ``C = loss_scale_factor``, or the
+padded width ``T`` when that is unset: it *has* a ``1/B'``, so with ``C = L_max`` it equals TRL's
+``dr_grpo`` (the earlier verl source this suite read divided by ``T`` only). For an empty response TRL
+counts the row in ``B`` (it clamps ``n_b`` at 1); verl and lossviz leave it out of ``B'``.
 """
 
 from __future__ import annotations
@@ -59,7 +69,7 @@ if "token_sum_norm" not in REDUCTIONS:
     @register(
         "token_sum_norm",
         "Σ m·l / C, C = max_length (no division by B)",
-        "verl seq-mean-token-sum-norm (C = loss_mask.shape[-1])",
+        "none at verl 0.9.1: an earlier verl seq-mean-token-sum-norm (0.9.1 also divides by B')",
         params=("max_length",),
     )
     def _token_sum_norm(
@@ -81,6 +91,11 @@ class RLMode:
     reduction: str  # lossviz reduction name
     normalizer: str
     uses_max_length: bool = False
+    # how the micro-batch weight scales with accumulation and processes (see mode_weights)
+    scaling: str = "accumulation"  # "accumulation" (1/G), "generation" (N_gen / P), "verl"
+    setting: str = ""  # the config that selects it, when it is not ``option=name``
+    # W[b, t] of one micro-batch, as measured (tests/test_trl_grpo.py, tests/test_verl.py)
+    weight: str = ""
 
     @property
     def key(self) -> str:
@@ -88,21 +103,94 @@ class RLMode:
         return f"{self.project.lower()}:{self.name}"
 
 
+_TRL, _VERL = "loss_type", "loss_agg_mode"
 _MODES = (
-    RLMode("TRL", "grpo", "loss_type", "sample_mean", "n_b per response, then B"),
-    RLMode("TRL", "bnpo", "loss_type", "token_mean", "N tokens of this process's batch"),
-    RLMode("TRL", "dapo", "loss_type", "token_mean", "N tokens over all processes / R"),
-    RLMode("TRL", "dr_grpo", "loss_type", "constant_norm", "B * max_completion_length", True),
-    RLMode("verl", "token-mean", "loss_agg_mode", "token_mean", "N tokens"),
-    RLMode("verl", "seq-mean-token-mean", "loss_agg_mode", "sample_mean", "n_b, then B"),
-    RLMode("verl", "seq-mean-token-sum", "loss_agg_mode", "seq_mean_token_sum", "B"),
+    RLMode(
+        "TRL", "grpo", _TRL, "sample_mean", "n_b per response, then B, then G", weight="m/(n_b·B·G)"
+    ),
+    RLMode(
+        "TRL", "bnpo", _TRL, "token_mean", "N tokens of this micro-batch, then G", weight="m/(N·G)"
+    ),
+    RLMode(
+        "TRL",
+        "dapo",
+        _TRL,
+        "token_mean",
+        "N_gen / P tokens",
+        scaling="generation",
+        weight="m/N_gen",
+    ),
+    RLMode(
+        "TRL",
+        "dr_grpo",
+        _TRL,
+        "constant_norm",
+        "B * max_completion_length, then G",
+        True,
+        weight="m/(B·L_max·G)",
+    ),
+    RLMode(
+        "TRL",
+        "cispo",
+        _TRL,
+        "token_mean",
+        "N_gen / P tokens",
+        scaling="generation",
+        weight="m/N_gen",
+    ),
+    RLMode(
+        "TRL", "sapo", _TRL, "sample_mean", "n_b per response, then B, then G", weight="m/(n_b·B·G)"
+    ),
+    RLMode("TRL", "luspo", _TRL, "seq_mean_token_sum", "B responses, then G", weight="m/(B·G)"),
+    RLMode(
+        "TRL",
+        "vespo",
+        _TRL,
+        "token_mean",
+        "N_gen / P tokens",
+        scaling="generation",
+        weight="m/N_gen",
+    ),
+    RLMode(
+        "TRL",
+        "gspo",
+        "importance_sampling_level",
+        "sample_mean",
+        "n_b per response, then B, then G",
+        setting='loss_type=grpo, importance_sampling_level="sequence"',
+        weight="m/(n_b·B·G)",
+    ),
+    RLMode(
+        "verl", "token-mean", _VERL, "token_mean", "N tokens (global)", scaling="verl", weight="m/N"
+    ),
+    RLMode("verl", "token-sum", _VERL, "sum", "none (times dp_size)", scaling="verl", weight="m"),
+    RLMode(
+        "verl",
+        "seq-mean-token-mean",
+        _VERL,
+        "sample_mean",
+        "n_b, then B'",
+        scaling="verl",
+        weight="m/(n_b·B')",
+    ),
+    RLMode(
+        "verl",
+        "seq-mean-token-sum",
+        _VERL,
+        "seq_mean_token_sum",
+        "B'",
+        scaling="verl",
+        weight="m/B'",
+    ),
     RLMode(
         "verl",
         "seq-mean-token-sum-norm",
-        "loss_agg_mode",
-        "token_sum_norm",
-        "T = loss_mask.shape[-1] (no B)",
+        _VERL,
+        "constant_norm",
+        "B' * C, C = loss_scale_factor or T",
         True,
+        scaling="verl",
+        weight="m/(B'·C)",
     ),
 )
 MODES: dict[str, RLMode] = {m.key: m for m in _MODES}
@@ -131,9 +219,10 @@ def mode_table() -> list[dict[str, str]]:
     return [
         {
             "project": m.project,
-            "setting": f"{m.option}={m.name}",
+            "setting": m.setting or f"{m.option}={m.name}",
             "reduction": m.reduction,
             "normalizer": m.normalizer,
+            "weight": m.weight,
             "formula": REDUCTIONS[m.reduction].formula,
         }
         for m in _MODES
@@ -154,16 +243,49 @@ def response_mask(lengths: list[int] | torch.Tensor, max_length: int | None = No
 
 
 def mode_weights(
-    mask: torch.Tensor, mode: str | RLMode, *, max_length: int | None = None
+    mask: torch.Tensor,
+    mode: str | RLMode,
+    *,
+    max_length: int | None = None,
+    ga_steps: int = 1,
+    steps_per_generation: int | None = None,
+    processes: int = 1,
+    global_tokens: float | None = None,
+    global_responses: float | None = None,
 ) -> torch.Tensor:
-    """``W: [B, T]`` of an RL mode, so that ``loss = (W * per_token_loss).sum()``.
+    """``W: [B, T]`` of an RL mode for one micro-batch, so that ``loss = (W * per_token_loss).sum()``.
 
-    ``max_length``: TRL's ``max_completion_length`` / verl's padded length ``T`` for the two constant
-    normalisers (default: the mask's own ``T``); ignored by the other modes.
+    ``max_length``: TRL's ``max_completion_length`` / verl's ``loss_scale_factor`` ``C`` for the two
+    constant normalisers (default: the mask's own ``T``). The rest are the counts the trainers use,
+    defaulting to one process and one micro-batch: ``ga_steps`` TRL's ``G`` (``grpo``, ``bnpo``, ``sapo``,
+    ``dr_grpo``, ``luspo`` divide by it); ``steps_per_generation`` (default ``G``) and ``global_tokens``
+    (``num_items_in_batch``, default this mask's ``N``) give ``dapo``/``cispo``/``vespo``'s normaliser
+    ``global_tokens / processes * G / steps_per_generation``; for verl ``global_tokens`` is
+    ``batch_num_tokens``, ``global_responses`` is ``global_batch_size`` (default ``B'``) and ``processes``
+    is ``dp_size``, which multiplies the loss.
     """
     m = resolve_mode(mode)
+    for name, v in (("ga_steps", ga_steps), ("processes", processes)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
     params = {"max_length": max_length} if m.uses_max_length and max_length is not None else {}
-    return weights(mask, m.reduction, **params)
+    w = weights(mask, m.reduction, **params)
+    if m.scaling == "accumulation":
+        return w / ga_steps
+    n_local = float(mask.sum())
+    tokens = n_local if global_tokens is None else float(global_tokens)
+    if m.scaling == "generation":
+        spg = ga_steps if steps_per_generation is None else steps_per_generation
+        return mask.to(w.dtype) / (max(tokens, 1.0) / processes * ga_steps / spg)
+    # verl: the reduction's own counts (N, B' or B) replaced by the global ones, times dp_size
+    if m.reduction == "token_mean":
+        return w * (n_local / tokens) * processes if n_local else w
+    if m.reduction == "sum":
+        return w * processes
+    nonempty = float((mask.sum(dim=1) > 0).sum())
+    own = mask.shape[0] if m.reduction == "constant_norm" else nonempty
+    responses = nonempty if global_responses is None else float(global_responses)
+    return w * (own / responses) * processes if nonempty else w
 
 
 def gradient_weights(

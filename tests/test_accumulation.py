@@ -57,7 +57,7 @@ def test_unknown_normalization_lists_the_choices():
         lv.accumulation_weights(lv.mask_from_lengths([3]), micro_batches=1, normalize="mean")
 
 
-def test_seed_example_lengths_4_and_3_by_hand():
+def test_ga_notebook_example_lengths_4_and_3_by_hand():
     m = lv.mask_from_lengths([4, 3])
     naive = lv.accumulation_weights(m, micro_batches=2, normalize="naive")
     glob = lv.accumulation_weights(m, micro_batches=2, normalize="global")

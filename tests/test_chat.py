@@ -91,7 +91,10 @@ def test_template_tokens_depend_on_context():
     alone = tok.encode(f"{IM_START}assistant\n")
     t = tokenize(CHAT)
     assert find_subsequence(t.ids, alone) == []  # the dummy ▁ never occurs in context
-    assert find_subsequence(t.ids, alone[1:]) == [8, 21]  # seed 003 slices the prefix off
+    assert find_subsequence(t.ids, alone[1:]) == [
+        8,
+        21,
+    ]  # Clay's SFTTrainer post slices the prefix off
     # a reply that starts with a newline merges with the template's "\n": no match at all
     chat = [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": "\nit ran"}]
     t2 = tokenize(chat)

@@ -1,4 +1,5 @@
-"""lossviz.cross_entropy: equal to torch and transformers, the seed's digits, and clear errors."""
+"""lossviz.cross_entropy: equal to torch and transformers, clear errors, and the digits of the
+gather example in chunhuizhang's notebook tutorials/hf/ga.ipynb (https://github.com/chunhuizhang/llm_rl)."""
 
 import pytest
 import torch
@@ -8,13 +9,13 @@ from hypothesis import strategies as st
 
 import lossviz as lv
 
-SEED_LOGITS = [[2.0, 0.5, 1.0], [0.1, 1.0, 0.3], [0.5, 1.2, 0.3], [0.98, 0.6, 0.17]]
-SEED_TARGET = [0, 2, 1, 1]
+GA_NOTEBOOK_LOGITS = [[2.0, 0.5, 1.0], [0.1, 1.0, 0.3], [0.5, 1.2, 0.3], [0.98, 0.6, 0.17]]
+GA_NOTEBOOK_TARGET = [0, 2, 1, 1]
 
 
-def test_seed_002_gathered_log_probs_and_sum():
-    logits = torch.tensor(SEED_LOGITS)
-    target = torch.tensor(SEED_TARGET)
+def test_ga_notebook_gathered_log_probs_and_sum():
+    logits = torch.tensor(GA_NOTEBOOK_LOGITS)
+    target = torch.tensor(GA_NOTEBOOK_TARGET)
     picked = -lv.token_losses(logits, target)
     assert picked.tolist() == pytest.approx([-0.4644, -1.3435, -0.6435, -1.1355], abs=5e-5)
     total = lv.cross_entropy(logits, target, "sum")

@@ -1,6 +1,7 @@
 """The accumulation plots: pure functions returning a Figure, and the reusable WeightBars."""
 
 import numpy as np
+import pytest
 from matplotlib.figure import Figure
 
 from lossviz.plots.accumulation import (
@@ -44,6 +45,20 @@ def test_each_ga_step_gets_one_band():
     fig = sample_weight_bars([5] * 6, {"naive": [1 / 6] * 6}, placement=placement)
     bands = fig.axes[0].collections[0]
     assert len(bands.get_paths()) == 3
+
+
+def test_shade_rank_bands_follow_the_ranks_not_the_steps():
+    placement = [(i % 2, i // 4) for i in range(8)]  # notebook 05: rank i % 2, two GA steps
+    fig = sample_weight_bars([5] * 8, {"naive": [1 / 8] * 8}, placement=placement, shade="rank")
+    bands = fig.axes[0].collections[0]
+    assert len(bands.get_paths()) == 8  # ranks alternate sample by sample
+    faces = bands.get_facecolors()
+    assert np.allclose(faces[0], faces[2]) and not np.allclose(faces[0], faces[1])
+    assert any("bands: ranks (0 blue, 1 yellow)" in t.get_text() for t in fig.texts)
+    steps = sample_weight_bars([5] * 8, {"naive": [1 / 8] * 8}, placement=placement)
+    assert len(steps.axes[0].collections[0].get_paths()) == 2  # the default still shades steps
+    with pytest.raises(ValueError, match="shade"):
+        sample_weight_bars([5], {"naive": [1.0]}, placement=[(0, 0)], shade="ranks")
 
 
 def test_many_samples_keep_few_labels():

@@ -29,10 +29,20 @@ def test_template_tokens_are_shorter_cells():
 def test_share_curves_and_histogram():
     plw = np.linspace(0, 1, 11)
     fig = share_curves({"RACE-like": 0.01}, plw, {"RACE-like": 0.01 / (0.01 + plw)})
-    (line,) = fig.axes[0].lines
-    assert line.get_ydata()[0] == 1.0
+    ax, zero = fig.axes
+    (line,) = ax.lines
+    assert ax.get_xscale() == "log" and ax.get_xlim() == pytest.approx((0.1, 1.0))
+    assert line.get_xdata()[0] == pytest.approx(0.1)  # plw = 0 is not on the log axis
+    assert line.get_ydata()[0] == pytest.approx(0.01 / 0.11)
+    (dot,) = zero.lines  # ... but drawn on its own axis at 0
+    assert list(dot.get_xdata()) == [0.0] and list(dot.get_ydata()) == [1.0]
+    with pytest.raises(ValueError, match="at least one value > 0"):
+        share_curves({"a": 0.1}, [0.0], {"a": [1.0]})
     fig = ratio_histogram({"a": [0.01, 0.02], "b": [5.0]}, {"arithmetic": 1.7, "geometric": 0.1})
     assert [ln.get_xdata()[0] for ln in fig.axes[0].lines] == [1.7, 0.1]
+    means = {"arithmetic": 1.7, "geometric": 0.1, "pooled": 0.5}
+    fig = ratio_histogram({"a": [0.01, 0.02], "b": [5.0]}, means)
+    assert [ln.get_xdata()[0] for ln in fig.axes[0].lines] == [1.7, 0.1, 0.5]
 
 
 def test_explorer_figure_has_no_axes_and_bar_heights_follow_totals():

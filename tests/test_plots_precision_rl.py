@@ -1,6 +1,7 @@
 """The plots behind notebooks 08 and 09: pure functions, data in, Figure out."""
 
 import numpy as np
+import pytest
 from matplotlib.figure import Figure
 
 from lossviz import precision as P
@@ -65,3 +66,25 @@ def test_gradient_weight_bars_all_zero_and_many_responses():
     assert shown == ["0", "#0 n=3", "#1 n=9", "dL/d logp of one token"]  # no made-up scale
     many = gradient_weights_figure(list(range(1, 17)), np.linspace(-1, 1, 16))
     assert len(_bars(many).get_paths()) == 16 and "#15" in [t.get_text() for t in many.texts]
+
+
+def test_token_push_bars_one_per_token_grouped_and_signed():
+    from lossviz.plots.rl import token_push_figure
+
+    grad = [[-0.25, -0.25, 0.0, 0.0], [0.125, 0.125, 0.125, 0.125]]
+    fig = token_push_figure(grad, [2, 4], labels=["A=+1", "A=-1"])
+    bars = fig.axes[0].patches
+    assert len(bars) == 6  # padding has no bar
+    assert [b.get_x() + b.get_width() / 2 for b in bars] == [
+        0,
+        1,
+        3,
+        4,
+        5,
+        6,
+    ]  # a gap between groups
+    assert [round(b.get_height(), 3) for b in bars] == [-0.25, -0.25, 0.125, 0.125, 0.125, 0.125]
+    assert bars[0].get_facecolor() != bars[2].get_facecolor()  # raised vs lowered
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["A=+1", "A=-1"]
+    with pytest.raises(ValueError, match="lengths"):
+        token_push_figure(grad, [2, 5])

@@ -102,7 +102,7 @@ def test_sample_shares_token_mean_vs_sample_mean():
     assert ratio.item() == pytest.approx(30 / (3 * 3))
 
 
-def test_seed_001_token_mean_and_sum():
+def test_mean_vs_sum_post_token_mean_and_sum():
     # sample A: 10 tokens with loss-sum 5; sample B: 50 tokens with loss-sum 25
     mask = lv.mask_from_lengths([10, 50])
     losses = torch.zeros(2, 50)

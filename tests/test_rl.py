@@ -30,8 +30,8 @@ def verl_loss(loss_mat, loss_mask, mode):
         return (loss_mat * loss_mask).sum(-1).mean()
     if mode == "seq-mean-token-mean":
         return ((loss_mat * loss_mask).sum(-1) / loss_mask.sum(-1)).mean()
-    if mode == "seq-mean-token-sum-norm":
-        return (loss_mat * loss_mask).sum(-1).sum() / loss_mask.shape[-1]
+    if mode == "seq-mean-token-sum-norm":  # verl 0.9.1: the sequence mean, then / T
+        return (loss_mat * loss_mask).sum(-1).mean() / loss_mask.shape[-1]
     raise ValueError(mode)
 
 
@@ -42,10 +42,16 @@ def test_hand_computed_weights_for_lengths_2_and_4():
         "trl:bnpo": (1 / 6, 1 / 6),
         "trl:dapo": (1 / 6, 1 / 6),
         "trl:dr_grpo": (1 / 16, 1 / 16),  # max_length = 8: 1 / (2 * 8)
+        "trl:cispo": (1 / 6, 1 / 6),
+        "trl:sapo": (1 / 4, 1 / 8),
+        "trl:luspo": (1 / 2, 1 / 2),
+        "trl:vespo": (1 / 6, 1 / 6),
+        "trl:gspo": (1 / 4, 1 / 8),
         "verl:token-mean": (1 / 6, 1 / 6),
+        "verl:token-sum": (1, 1),
         "verl:seq-mean-token-mean": (1 / 4, 1 / 8),
         "verl:seq-mean-token-sum": (1 / 2, 1 / 2),
-        "verl:seq-mean-token-sum-norm": (1 / 8, 1 / 8),  # max_length = 8, no 1/B
+        "verl:seq-mean-token-sum-norm": (1 / 16, 1 / 16),  # verl 0.9.1: 1 / (B' * 8)
     }
     assert set(expect) == set(rl.mode_names())
     for mode, (w0, w1) in expect.items():
@@ -53,15 +59,15 @@ def test_hand_computed_weights_for_lengths_2_and_4():
         assert w[0, :2].tolist() == [pytest.approx(w0)] * 2, mode
         assert w[1].tolist() == [pytest.approx(w1)] * 4, mode
         assert w[0, 2:].abs().sum() == 0
-    assert rl.mode_weights(mask, "verl:seq-mean-token-sum-norm")[0, 0] == pytest.approx(1 / 4)
+    assert rl.mode_weights(mask, "verl:seq-mean-token-sum-norm")[0, 0] == pytest.approx(1 / 8)
 
 
 def test_each_mode_maps_to_a_core_reduction():
     for m in rl.MODES.values():
         assert m.reduction in lv.REDUCTIONS
     assert rl.resolve_mode("dr_grpo").reduction == "constant_norm"
-    assert rl.resolve_mode("seq-mean-token-sum-norm").reduction == "token_sum_norm"
-    assert len(rl.mode_table()) == 8
+    assert rl.resolve_mode("seq-mean-token-sum-norm").reduction == "constant_norm"
+    assert len(rl.mode_table()) == 14
     with pytest.raises(ValueError, match="unknown RL mode"):
         rl.resolve_mode("ppo")
 
@@ -90,12 +96,13 @@ def test_modes_equal_the_projects_formulas(lengths, seed, extra):
         assert float(ours) == pytest.approx(float(verl_loss(losses, mask, name)), abs=1e-12)
 
 
-def test_verl_sum_norm_is_batch_size_times_trl_dr_grpo():
+def test_verl_sum_norm_equals_trl_dr_grpo():
+    """verl 0.9.1 divides by B' and C: the same as TRL dr_grpo (no factor B between them)."""
     mask = rl.response_mask([3, 9, 5])
     losses = torch.rand(mask.shape, dtype=torch.float64)
     verl = verl_loss(losses, mask, "seq-mean-token-sum-norm")
     trl = trl_loss(losses, mask, "dr_grpo", mask.shape[1])
-    assert float(verl) == pytest.approx(3 * float(trl))
+    assert float(verl) == pytest.approx(float(trl))
 
 
 def test_dapo_over_processes_is_the_global_token_mean():
@@ -168,10 +175,10 @@ def test_exported_from_the_package():
     assert {"rl", "precision"} <= set(lv.__all__)
 
 
-def test_seed_000_token_level_formula_has_an_extra_one_over_m():
-    """Seed 000 writes 1/m * sum / (n_1 + .. + n_m); DAPO's token mean is sum / (n_1 + .. + n_m)."""
+def test_loss_reduction_posts_token_level_formula_has_an_extra_one_over_m():
+    """Jun's *Loss Reduction* (2024): 1/m * sum / (n_1 + .. + n_m); DAPO: sum / (n_1 + .. + n_m)."""
     mask = rl.response_mask([20, 200, 20, 200])
     losses = torch.rand(mask.shape, dtype=torch.float64) * mask
     token_mean = float((rl.mode_weights(mask, "trl:dapo") * losses).sum())
-    seed_form = float(losses.sum() / mask.sum()) / mask.shape[0]
-    assert token_mean == pytest.approx(4 * seed_form)
+    post_form = float(losses.sum() / mask.sum()) / mask.shape[0]
+    assert token_mean == pytest.approx(4 * post_form)

@@ -52,7 +52,7 @@ def test_dpo_saturates_on_long_pairs_not_simpo():
     [
         (dict(chosen_lengths="3, 4", rejected_lengths="3"), "one of each per pair"),
         (dict(chosen_lengths="0", rejected_lengths="3"), "at least one token"),
-        (dict(chosen_lengths="x", rejected_lengths="3"), "must be a int"),
+        (dict(chosen_lengths="x", rejected_lengths="3"), "comma-separated integers"),
         (dict(chosen_lengths="", rejected_lengths=""), "at least one"),
         (dict(chosen_lengths="3," * 7, rejected_lengths="3," * 7), "at most 6 pairs"),
         (dict(chosen_lengths="600", rejected_lengths="3"), "at or below"),

@@ -13,6 +13,9 @@ __all__ = ["COLORS", "WeightBars", "sample_weight_bars", "gradient_gap_bars"]
 
 COLORS = {"full batch": "#444444", "naive": "#d95f02", "global": "#1b9e77", "sum": "#7570b3"}
 _BAND = ("#ececec", "#ffffff")  # alternating GA-step backgrounds
+_RANK_BAND = ("#dce8f5", "#f7efc2", "#e4e4e4", "#f4dcea")  # rank 0, 1, 2, 3 (then again)
+_RANK_NAMES = ("blue", "yellow", "grey", "pink")
+SHADES = ("step", "rank")
 MAX_LABELS = 8  # every label is ~1 ms per redraw: at most this many under the bars
 
 
@@ -90,8 +93,14 @@ class WeightBars:
         *,
         placement: Sequence[tuple[int, int]] | None = None,
         title: str = "",
+        shade: str = "step",
     ) -> Figure:
-        """Move the bars to ``columns[name]: [B]`` and relabel; returns the same Figure."""
+        """Move the bars to ``columns[name]: [B]`` and relabel; returns the same Figure.
+
+        ``placement[i] = (rank, micro_batch)``; ``shade`` says which of the two the bands show.
+        """
+        if shade not in SHADES:
+            raise ValueError(f"shade must be one of {SHADES}, got {shade!r}")
         B = self.B
         top = max((max(v) for v in columns.values() if len(v)), default=1.0)
         top = top if top > 0 else 1.0
@@ -114,13 +123,14 @@ class WeightBars:
         self.ytop.set_position((-0.55, top))
         self.ytop.set_text(f"{top:.3g}")
         bands, colors = [], []
-        if placement is not None:  # one band per run of samples in the same GA step k
+        if placement is not None:  # one band per run of samples in the same GA step (or rank)
+            j, palette = (1, _BAND) if shade == "step" else (0, _RANK_BAND)
             start, h = 0, top * 1.08
             for i in range(1, B + 1):
-                if i == B or placement[i][1] != placement[start][1]:
+                if i == B or placement[i][j] != placement[start][j]:
                     x0, x1 = start - 0.5, i - 0.5
                     bands.append([(x0, 0), (x0, h), (x1, h), (x1, 0)])
-                    colors.append(_BAND[placement[start][1] % 2])
+                    colors.append(palette[placement[start][j] % len(palette)])
                     start = i
         self.bands.set_verts(bands)
         self.bands.set_facecolors(colors or "none")
@@ -139,21 +149,27 @@ def sample_weight_bars(
     title: str = "",
     key: bool = True,
     figsize: tuple[float, float] = (7.5, 2.8),
+    shade: str = "step",
 ) -> Figure:
     """Grouped bars: each sample's weight in the step under each column (e.g. full batch, naive).
 
     ``columns[name]: [B]`` per-sample weights; ``placement[i] = (rank, micro_batch)`` shades the
-    samples of each GA step k alike (all ranks); ``key`` adds a line saying what is drawn;
+    samples of each GA step k alike (all ranks), or with ``shade="rank"`` the samples of each rank
+    alike (rank 0 blue, 1 yellow, 2 grey, 3 pink); ``key`` adds a line saying what is drawn;
     ``gaps`` (optional) lists gradient distances to the full batch on that line. With
     ``key=False`` and no gaps it is the same picture as ``WeightBars(B, columns).update(...)``.
     """
     bars = WeightBars(len(lengths), list(columns), figsize=figsize)
-    fig = bars.update(lengths, columns, placement=placement, title=title)
+    fig = bars.update(lengths, columns, placement=placement, title=title, shade=shade)
     notes = []
     if key:
         notes.append("under the bars: tokens per sample")
-        if placement is not None:
+        if placement is not None and shade == "step":
             notes.append("bands: GA steps")
+        elif placement is not None:
+            ranks = sorted({r for r, _ in placement})
+            names = ", ".join(f"{r} {_RANK_NAMES[r % len(_RANK_NAMES)]}" for r in ranks)
+            notes.append(f"bands: ranks ({names})")
     if gaps:
         notes.append(
             "gradient L2 distance to full batch: "

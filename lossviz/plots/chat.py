@@ -197,24 +197,50 @@ def chat_weights_figure(
 def share_curves(
     ratios: Mapping[str, float], prompt_weights: Sequence[float], shares: Mapping[str, Sequence]
 ) -> Figure:
-    """Completion share ``Rg / (Rg + plw)`` against plw, one line per labelled Rg."""
+    """Completion share ``Rg / (Rg + plw)`` against plw, one line per labelled Rg.
+
+    ``prompt_weights: [K]`` and each ``shares[label]: [K]``. plw > 0 goes on a log axis from the
+    smallest positive plw to the largest; plw = 0 (completion only) is drawn as dots on a narrow
+    axis of its own at the left: a log axis has no 0, and a symlog axis's switch from linear to log
+    draws a kink the curve does not have.
+    """
+    plw = np.asarray(prompt_weights, dtype=float)
+    if plw.ndim != 1 or not np.all(np.isfinite(plw)) or np.any(plw < 0):
+        raise ValueError("prompt_weights must be a 1-D sequence of finite values >= 0")
+    positive = plw > 0
+    if not positive.any():
+        raise ValueError("prompt_weights needs at least one value > 0 to draw the log axis")
     fig = Figure(figsize=(6.0, 3.2))
-    fig.subplots_adjust(left=0.11, right=0.97, top=0.96, bottom=0.15)  # fixed: no layout engine
-    ax = fig.add_subplot()
-    for label, rg in ratios.items():
-        ax.plot(prompt_weights, shares[label], label=f"{label} (Rg = {rg:.3g})")
-    ax.set_xscale("symlog", linthresh=1e-3)
-    ax.set_xlim(0, 1)
+    ax = fig.add_axes((0.2, 0.15, 0.77, 0.81))  # fixed placement: no layout engine
+    zero = fig.add_axes((0.11, 0.15, 0.06, 0.81), sharey=ax)
+    for j, (label, rg) in enumerate(ratios.items()):
+        y = np.asarray(shares[label], dtype=float)
+        if y.shape != plw.shape:
+            raise ValueError(f"shares[{label!r}] has {y.shape}, prompt_weights {plw.shape}")
+        ax.plot(plw[positive], y[positive], color=f"C{j}", label=f"{label} (Rg = {rg:.3g})")
+        zero.plot(np.zeros(int((~positive).sum())), y[~positive], "o", color=f"C{j}", ms=4)
+    ax.set_xscale("log")
+    lo, hi = plw[positive].min(), plw[positive].max()
+    decade = 10.0 ** np.round(np.log10(lo))
+    lo = decade if np.isclose(lo, decade, rtol=1e-6) else lo  # float32 1e-3: keep its tick
+    ax.set_xlim(lo, hi)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("prompt loss weight plw")
-    ax.set_ylabel("completion's share of the weight")
+    ax.tick_params(labelleft=False)
+    ax.set_xlabel("prompt loss weight plw (log scale)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    zero.set_xlim(-1, 1)
+    zero.set_xticks([0], ["0"])
+    zero.set_ylabel("completion's share of the weight")
+    zero.grid(alpha=0.3)
     return fig
 
 
 def ratio_histogram(ratios_by_kind: Mapping[str, Sequence[float]], means: Mapping) -> Figure:
-    """Histogram of Rg on a log axis, stacked by kind, with arithmetic and geometric means marked."""
+    """Histogram of Rg on a log axis, stacked by kind, with arithmetic and geometric means marked.
+
+    ``means`` holds ``"arithmetic"`` and ``"geometric"``, and optionally ``"pooled"`` (``Σc / Σp``).
+    """
     fig = Figure(figsize=(6.0, 3.0))
     fig.subplots_adjust(left=0.1, right=0.97, top=0.96, bottom=0.16)
     ax = fig.add_subplot()
@@ -223,6 +249,8 @@ def ratio_histogram(ratios_by_kind: Mapping[str, Sequence[float]], means: Mappin
     ax.hist(list(ratios_by_kind.values()), bins=bins, stacked=True, label=list(ratios_by_kind))
     ax.axvline(means["arithmetic"], color="k", ls="--", label="arithmetic mean")
     ax.axvline(means["geometric"], color="k", ls=":", label="geometric mean")
+    if "pooled" in means:  # sum(c) / sum(p): what a token mean over the set sees
+        ax.axvline(means["pooled"], color="k", ls="-", label="pooled Σc / Σp")
     ax.set_xscale("log")
     ax.set_xlabel("generation ratio Rg = completion / prompt tokens")
     ax.set_ylabel("conversations")

@@ -9,7 +9,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.transforms import Affine2D
 
-__all__ = ["GradientWeightsPicture", "bar_colors", "gradient_weights_figure"]
+__all__ = ["GradientWeightsPicture", "bar_colors", "gradient_weights_figure", "token_push_figure"]
 
 _NEGATIVE, _POSITIVE, _ZERO = "tab:green", "tab:red", "0.6"
 # the bars' rectangle in figure fractions: room on the left for the scale, below for the names
@@ -121,3 +121,41 @@ def gradient_weights_figure(
     ``lengths``: ``[B]`` tokens per response; ``per_token``: ``[B]`` values.
     """
     return GradientWeightsPicture(len(lengths)).update(lengths, per_token, title)
+
+
+def token_push_figure(
+    per_token: Sequence[Sequence[float]] | np.ndarray,
+    lengths: Sequence[int],
+    *,
+    labels: Sequence[str] | None = None,
+    title: str = "",
+) -> Figure:
+    """One bar per token position, grouped by response: ``dL/d logp[b, t]`` for ``t < n_b``.
+
+    ``per_token: [B, T]`` (padding ignored), ``lengths: [B]``; ``labels: [B]`` names each group
+    (default ``"#b A=..."`` is the caller's to give). Green (< 0): descent raises that token's
+    log-prob; red (> 0): lowers it. Groups are separated by one empty slot.
+    """
+    values = np.asarray(per_token, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] != len(lengths):
+        raise ValueError(f"per_token must be [B, T] with B = {len(lengths)}, got {values.shape}")
+    if any(n < 0 or n > values.shape[1] for n in lengths):
+        raise ValueError(f"lengths must lie in [0, {values.shape[1]}], got {list(lengths)}")
+    fig = Figure(figsize=(7.2, 2.6))
+    ax = fig.add_subplot()
+    x, heights, centers, start = [], [], [], 0
+    for b, n in enumerate(lengths):
+        x.extend(range(start, start + n))
+        heights.extend(values[b, :n].tolist())
+        centers.append(start + (n - 1) / 2 if n else start)
+        start += n + 1
+    ax.bar(x, heights, width=0.8, color=bar_colors(heights))
+    ax.axhline(0.0, color="0.3", linewidth=0.6)
+    names = labels if labels is not None else [f"#{b} n={n}" for b, n in enumerate(lengths)]
+    ax.set_xticks(centers, list(names), fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_ylabel("dL/d logp", fontsize=8)
+    ax.set_xlim(-1, max(start - 1, 1))
+    ax.set_title(title or "each token's push (one bar per token, grouped by response)", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,9 @@
-"""The claims notebooks 01-03 make about the seed documents, checked outside the notebooks."""
+"""The claims notebooks 01-03 make about their sources, checked outside the notebooks.
+
+The sources: chunhuizhang's notebook tutorials/hf/ga.ipynb (https://github.com/chunhuizhang/llm_rl);
+the blog post "深入解析 Loss 减少方式：mean 和 sum 的区别" on open-instruct's reduce_loss (2024-12-03);
+Jun's post "Loss Reduction" (https://rich-junwang.github.io/en-us/posts/tech/ml/loss/loss_reduction/).
+"""
 
 import math
 
@@ -10,13 +15,13 @@ import torch.nn.functional as F
 import lossviz as lv
 from lossviz.model import TinyCausalLM
 
-SEED_LOGITS = [[2.0, 0.5, 1.0], [0.1, 1.0, 0.3], [0.5, 1.2, 0.3], [0.98, 0.6, 0.17]]
-SEED_TARGET = [0, 2, 1, 1]
+GA_NOTEBOOK_LOGITS = [[2.0, 0.5, 1.0], [0.1, 1.0, 0.3], [0.5, 1.2, 0.3], [0.98, 0.6, 0.17]]
+GA_NOTEBOOK_TARGET = [0, 2, 1, 1]
 
 
-def test_seed_002_digits_and_the_rounded_probability_gap():
-    logits = torch.tensor(SEED_LOGITS, dtype=torch.float64)
-    target = torch.tensor(SEED_TARGET)
+def test_ga_notebook_digits_and_the_rounded_probability_gap():
+    logits = torch.tensor(GA_NOTEBOOK_LOGITS, dtype=torch.float64)
+    target = torch.tensor(GA_NOTEBOOK_TARGET)
     picked = -lv.token_losses(logits, target)
     assert picked.numpy().round(4).tolist() == [-0.4644, -1.3435, -0.6435, -1.1355]
     assert round(float(-picked.sum()), 4) == 3.5869
@@ -25,7 +30,7 @@ def test_seed_002_digits_and_the_rounded_probability_gap():
     assert round(float(-np.log(rounded).sum()), 4) != 3.5869
 
 
-def test_seed_001_token_mean_is_not_equal_contribution():
+def test_mean_vs_sum_post_token_mean_is_not_equal_contribution():
     mask = lv.mask_from_lengths([10, 50])
     losses = mask * 0.5
     assert lv.reduce(losses, mask, "token_mean").item() == pytest.approx(0.5)
@@ -37,7 +42,7 @@ def test_seed_001_token_mean_is_not_equal_contribution():
     assert lv.reduce(losses, mask, "sample_mean").item() == pytest.approx(0.75)
 
 
-def test_seed_001_sum_and_mean_of_a_reduced_loss_change_nothing():
+def test_mean_vs_sum_post_sum_and_mean_of_a_reduced_loss_change_nothing():
     model = TinyCausalLM()
     batch = lv.pad([[3, 9, 4, 1], [7, 2]])
 
@@ -64,14 +69,14 @@ def test_sum_gradient_is_n_times_the_mean_gradient():
     assert torch.allclose(g_sum, 9 * g_mean, atol=1e-6)
 
 
-def test_seed_000_pooled_formula_has_a_stray_one_over_m():
+def test_loss_reduction_post_pooled_formula_has_a_stray_one_over_m():
     mask = lv.mask_from_lengths([4, 12, 30])
     losses = torch.rand(mask.shape, generator=torch.Generator().manual_seed(3)) * mask
     m, n, loss_i = 3, mask.sum(1), losses.sum(1)
     assert torch.isclose((loss_i / n).sum() / m, lv.reduce(losses, mask, "sample_mean"))
-    seed_pooled = loss_i.sum() / n.sum() / m
-    assert torch.isclose(seed_pooled * m, lv.reduce(losses, mask, "token_mean"))
-    assert not math.isclose(float(seed_pooled), float(lv.reduce(losses, mask, "token_mean")))
+    post_pooled = loss_i.sum() / n.sum() / m
+    assert torch.isclose(post_pooled * m, lv.reduce(losses, mask, "token_mean"))
+    assert not math.isclose(float(post_pooled), float(lv.reduce(losses, mask, "token_mean")))
 
 
 def test_padded_mean_halves_when_padding_doubles():

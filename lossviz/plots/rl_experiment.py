@@ -1,0 +1,107 @@
+"""Plots of the RL aggregation experiment: pure functions, results dict in, ``Figure`` out.
+
+``results`` is what :func:`lossviz.rl_training.run_rl_experiment` returns (or its cached JSON).
+Every step's value comes from the responses sampled at that step; seeds are thin lines, the mean
+over seeds a thick one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["RL_ARM_COLORS", "METRIC_LABELS", "rl_curves", "rl_figure"]
+
+RL_ARM_COLORS = {
+    "grpo": "#d62728",
+    "dapo": "#1f77b4",
+    "dr_grpo": "#2ca02c",
+    "dr_grpo_std": "#9467bd",
+    "grpo_no_std": "#ff7f0e",
+}
+METRIC_LABELS = {
+    "reward": "reward (share correct)",
+    "len_correct": "length of correct responses",
+    "len_incorrect": "length of incorrect responses",
+    "excess_incorrect": "incorrect: length - answer length",
+    "hit_limit": "share at the length limit",
+    "length": "length of all responses",
+}
+
+
+def _choose(results: dict, arms: Sequence[str] | None, seeds: Sequence[int] | None):
+    arms = list(results["config"]["arms"]) if arms is None else list(arms)
+    seeds = list(results["config"]["seeds"]) if seeds is None else list(seeds)
+    unknown = [a for a in arms if a not in results["arms"]]
+    if unknown or not arms:
+        raise ValueError(f"arms {unknown or arms} not in these results: {list(results['arms'])}")
+    missing = [s for s in seeds if s not in results["config"]["seeds"]]
+    if missing or not seeds:
+        raise ValueError(
+            f"seeds {missing or seeds} not in these results: {results['config']['seeds']}"
+        )
+    return arms, seeds
+
+
+def _as_array(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _draw(ax, results: dict, arm: str, seeds: list[int], metric: str, color: str) -> None:
+    runs = {r["seed"]: r for r in results["runs"] if r["arm"] == arm}
+    curves = np.array([_as_array(runs[s]["curves"][metric]) for s in seeds])
+    steps = np.arange(1, curves.shape[1] + 1)
+    for row in curves:
+        ax.plot(steps, row, color=color, lw=0.6, alpha=0.45)
+    with np.errstate(invalid="ignore"):  # a step where no seed had such a response
+        counts = np.sum(~np.isnan(curves), axis=0)
+        mean = np.where(counts > 0, np.nansum(curves, axis=0) / np.maximum(counts, 1), np.nan)
+    ax.plot(steps, mean, color=color, lw=2.0, label=f"{arm}: mean of {len(seeds)} seeds")
+
+
+def rl_curves(
+    results: dict,
+    metric: str = "len_incorrect",
+    arms: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> Figure:
+    """One panel per arm: ``metric`` per RL step, thin lines = seeds, thick = mean over seeds."""
+    if metric not in METRIC_LABELS:
+        raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
+    arms, seeds = _choose(results, arms, seeds)
+    fig = Figure(figsize=(2.3 * len(arms) + 0.8, 2.9), dpi=80, layout="constrained")
+    axes = fig.subplots(1, len(arms), sharey=True, squeeze=False)[0]
+    for i, (ax, arm) in enumerate(zip(axes, arms, strict=True)):
+        _draw(ax, results, arm, seeds, metric, RL_ARM_COLORS.get(arm, f"C{i}"))
+        ax.set_title(results["arms"][arm].get("label", arm), fontsize=8)
+        ax.set_xlabel("RL step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(METRIC_LABELS[metric], fontsize=8)
+    return fig
+
+
+def rl_figure(results: dict) -> Figure:
+    """The README figure: incorrect-response length, its excess over the answer, and reward."""
+    arms, seeds = _choose(results, None, None)
+    metrics = ("len_incorrect", "excess_incorrect", "reward")
+    cfg = results["config"]
+    fig = Figure(figsize=(2.4 * len(arms) + 0.9, 6.4), dpi=100, layout="constrained")
+    axes = fig.subplots(len(metrics), len(arms), sharey="row", sharex=True, squeeze=False)
+    for row, metric in enumerate(metrics):
+        for col, arm in enumerate(arms):
+            ax = axes[row, col]
+            _draw(ax, results, arm, seeds, metric, RL_ARM_COLORS.get(arm, f"C{col}"))
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(results["arms"][arm].get("label", arm), fontsize=8)
+            if row == len(metrics) - 1:
+                ax.set_xlabel("RL step")
+        axes[row, 0].set_ylabel(METRIC_LABELS[metric], fontsize=8)
+    fig.suptitle(
+        f"Tiny policy, reverse task: {cfg['prompts']} prompts x G={cfg['group']} responses per "
+        f"step, length limit {cfg['max_new']}, {len(seeds)} seeds (thin) and their mean (thick)",
+        fontsize=9,
+    )
+    return fig

@@ -1,0 +1,35 @@
+"""Notebook 01's shapes and shift table: gather's index, and one shift written three ways."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lossviz as lv
+from lossviz.model import TinyCausalLM
+
+
+def test_gather_needs_an_index_with_the_inputs_dimensions():
+    log_probs = torch.randn(4, 3).log_softmax(-1)
+    target = torch.tensor([0, 2, 1, 1])
+    assert log_probs.gather(-1, target.unsqueeze(-1)).shape == (4, 1)
+    with pytest.raises(RuntimeError, match="same number of dimensions"):
+        log_probs.gather(-1, target)
+    logits = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[1, 4, 0], [2, 2, 3]])
+    picked = logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1))
+    assert picked.shape == (2, 3, 1) and picked.squeeze(-1).shape == (2, 3)
+    assert torch.allclose(-picked.squeeze(-1), lv.token_losses(logits, labels))
+
+
+def test_a_tokens_weight_sits_at_t_minus_1_and_matches_t_minus_1_pairs():
+    ids = torch.tensor([[5, 9, 2, 7]])
+    answer = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    weight_at = lv.shift_labels(answer, ignore_index=0)
+    assert lv.shift_labels(ids).tolist() == [[9, 2, 7, -100]]
+    assert weight_at.tolist() == [[0, 1, 1, 0]]
+    with torch.no_grad():
+        out = TinyCausalLM()(ids)
+    ours = (weight_at * lv.token_losses(out, ids, shift=True)).sum()
+    pairs = (answer[0, 1:] * F.cross_entropy(out[0, :-1], ids[0, 1:], reduction="none")).sum()
+    assert torch.allclose(ours, pairs)
+    assert round(float(ours), 4) == 8.3079  # notebook 01 prints it; float32 spread ~1e-6
