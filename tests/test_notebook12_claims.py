@@ -47,6 +47,7 @@ def test_pitfall_2_and_4_read_from_the_cached_version_table():
     )
     assert sum([12, 7, 5, 30]) == 54 and sum([40, 300, 9, 2]) == 351
     assert round(702 / 108, 1) == 6.5
+    assert 116 == 2 * (54 + 4) and 710 == 2 * (351 + 4)  # + one untrained label per row
     assert rows["4.53.3"]["ranks"]["average_tokens_across_devices"] is False
     assert rows["4.54.0"]["ranks"]["average_tokens_across_devices"] is True
     assert rows["4.46.0"]["ranks"]["average_tokens_across_devices"] is None
