@@ -70,12 +70,12 @@ def test_pitfall_3_factors():
 def test_pitfall_5_grpo_loss_is_zero_and_its_gradient_is_not():
     from lossviz.trl_grpo import GRPOMeter
 
-    meter = GRPOMeter()
-    g = meter.measure("grpo", [2, 5, 3], advantages=[1.0, -0.5, -0.5])
+    with GRPOMeter() as meter:
+        g = meter.measure("grpo", [2, 5, 3], advantages=[1.0, -0.5, -0.5])
+        d = meter.measure("dapo", [2, 5, 3], advantages=[1.0, -0.5, -0.5])
     assert abs(g.loss) < 1e-6  # float32 sums of +-0.5 and 1: printed as +0.000
     w = [float(-g.grad[b, 0]) for b in range(3)]
     assert w == pytest.approx([1 / 6, -1 / 30, -1 / 18], abs=1e-7)  # float32 gradient of 1/18
-    d = meter.measure("dapo", [2, 5, 3], advantages=[1.0, -0.5, -0.5])
     assert d.loss == pytest.approx(-(2 * 1 - 5 * 0.5 - 3 * 0.5) / 10, abs=1e-6)
     assert [float(-d.grad[b, 0]) for b in range(3)] == pytest.approx([0.1, -0.05, -0.05], abs=1e-7)
 
