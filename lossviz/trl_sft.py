@@ -118,6 +118,11 @@ class SFTMeter:
                         train_dataset=Dataset.from_list(rows),
                         processing_class=self.tokenizer,
                     )
+                    from transformers.trainer_callback import PrinterCallback
+
+                    trainer.remove_callback(
+                        PrinterCallback
+                    )  # it prints the run's metrics to stdout
                     result = trainer.train()
         finally:
             torch.set_num_threads(threads)

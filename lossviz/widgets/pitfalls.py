@@ -1,0 +1,79 @@
+"""Explorer: pick a trainer setup users complain about and see its W beside the global token mean.
+
+``render_pitfall`` is pure: lossviz's model of each setup (:func:`lossviz.trainer_models.predict`,
+each one checked against a real ``Trainer`` step by the probe's tests and the cached version table)
+on the Trainer's dealing (:func:`lossviz.pitfalls.trainer_plan`); nothing is trained, so it answers
+at once for any GA and world size.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+
+from .base import EdgeCase, Explorer, View, parse_list
+
+__all__ = ["SETUPS", "pitfall_explorer", "render_pitfall"]
+
+# what the user did -> lossviz's normalization of it (see lossviz.trainer_models.MODELS)
+SETUPS = {
+    "transformers 5.24 defaults": "global",
+    "average_tokens_across_devices=False": "local",
+    "compute_loss returns model(**inputs).loss": "unscaled",
+    "model forward without **kwargs": "naive",
+    "transformers 4.48 to 5.9 (+1 token per row)": "global_overcount",
+}
+
+
+def render_pitfall(
+    setup: str = "transformers 5.24 defaults",
+    lengths: str = "3, 7, 20, 5",
+    batch: int = 1,
+    ga: int = 2,
+    world: int = 2,
+) -> View:
+    """``W`` of one optimizer step under ``setup`` beside the global token mean (both lossviz's)."""
+    from ..pitfalls import trainer_plan
+    from ..plots.probe import measured_vs_predicted
+    from ..trainer_models import predict
+
+    if setup not in SETUPS:
+        raise EdgeCase(f"choose a setup among {list(SETUPS)}")
+    got = parse_list(lengths, "length", low=1, high=400, example="3, 7, 20, 5")
+    need = batch * ga * world
+    if len(got) != need:
+        raise EdgeCase(
+            f"batch {batch} x GA {ga} x {world} ranks takes {need} samples per step; "
+            f"lengths gives {len(got)}"
+        )
+    plan = trainer_plan(need, per_device_batch_size=batch, ga_steps=ga, world_size=world)
+    model = SETUPS[setup]
+    extra = 1 if model.endswith("_overcount") else 0
+    got_w = predict(got, plan, model.removesuffix("_overcount"), extra_per_row=extra)
+    right = predict(got, plan, "global")
+    fig = measured_vs_predicted(got_w, right, titles=(setup, "intended: global token mean"))
+    fig.axes[2].legend(["this setup", "global token mean"], fontsize=8, frameon=False)
+    shares = [sum(row) for row in got_w]
+    total = sum(shares)
+    text = (
+        f"total weight {total:.3f} (1 for a mean; the loss and the gradient scale with it); "
+        "sample shares "
+        + ", ".join(f"{s:.3f}" for s in shares)
+        + "\nglobal token mean: "
+        + ", ".join(f"{sum(row):.3f}" for row in right)
+    )
+    return View(figure=fig, text=text, data={"W": got_w, "global": right, "total": total})
+
+
+def pitfall_explorer() -> Explorer:
+    """Setup, lengths, batch, GA and world-size controls over :func:`render_pitfall`."""
+    style = {"description_width": "initial"}
+    controls = {
+        "setup": W.Dropdown(
+            options=list(SETUPS), value="transformers 5.24 defaults", description="setup"
+        ),
+        "lengths": W.Text(value="3, 7, 20, 5", description="lengths", continuous_update=False),
+        "batch": W.IntSlider(1, 1, 4, description="batch", continuous_update=False, style=style),
+        "ga": W.IntSlider(2, 1, 4, description="GA", continuous_update=False, style=style),
+        "world": W.IntSlider(2, 1, 4, description="ranks", continuous_update=False, style=style),
+    }
+    return Explorer(render_pitfall, controls, height="360px")
