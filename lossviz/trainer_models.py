@@ -77,7 +77,7 @@ def predict(
 ) -> list[list[float]]:
     """lossviz's per-token weights of each sample for a dealing ``plan`` and a normalization.
 
-    ``extra_per_row=1`` models the count of transformers < 5.11 (issue 46204): it counted
+    ``extra_per_row=1`` models the count of transformers < 5.11 (fixed by pull request 46204): it counted
     ``labels != -100`` before the shift, so each row's first label, which no loss scores, was
     counted too: the mask gets one more (untrained) token per sample, read off and dropped.
     """

@@ -10,7 +10,7 @@ Three measurements per version, each one real ``Trainer`` step (:mod:`lossviz.tr
 - ``ranks``: lengths 12, 40, 7, 300, 5, 9, 30, 2, batch 1, GA 4, 2 gloo processes, the version's
   default ``average_tokens_across_devices``.
 
-Whether a version counts one extra token per row (transformers issue 46204) shows as a match with
+Whether a version counts one extra token per row (transformers pull request 46204) shows as a match with
 the ``*_overcount`` models. A version that cannot be installed or run gets a row that says why.
 ``make version-table`` rebuilds ``lossviz/data/transformers_versions.json``:
 ``python -m lossviz.version_table [--versions 4.45.2,5.24.0] [--out FILE]``.
