@@ -54,7 +54,7 @@ def test_dft_is_a_weight_matrix_on_token_ce():
     assert float(w[0, 0]) == pytest.approx(float(p_y[0, 0]) / 6) and w[1, 2:].abs().sum() == 0
     dft = G.dft_losses(logits, labels).sum() / 6
     lens = (w * token_losses(logits, labels)).sum()
-    assert float(dft) == pytest.approx(float(lens), rel=1e-12)
+    assert dft.item() == pytest.approx(lens.item(), rel=1e-12)
     g1 = torch.autograd.grad(dft, logits)[0]
     g2 = torch.autograd.grad(lens, logits)[0]
     torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-15)
