@@ -46,7 +46,7 @@ __all__ = [
     "weights",
 ]
 
-# Later layers, one block each (kept apart so that parallel work merges cleanly).
+# The later layers, one block per notebook idea.
 
 # -- accumulation and data parallelism --
 from .accumulation import (  # noqa: E402

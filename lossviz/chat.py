@@ -36,7 +36,7 @@ from importlib import resources
 import torch
 
 from .checks import number
-from .tokenizer import FILLER_WORDS, IM_END, IM_START, load_tokenizer
+from .tokenizer import FILLER_WORDS, IM_END, IM_START, build_vocab, load_tokenizer
 
 __all__ = [
     "ROLES",
@@ -53,6 +53,7 @@ __all__ = [
     "synthetic_conversation",
     "load_chats",
     "load_chat_kinds",
+    "write_bundled_vocab",
 ]
 
 ROLES = ("system", "user", "assistant")
@@ -337,3 +338,14 @@ def load_chat_kinds() -> list[str]:
     """The ``kind`` of each bundled conversation (multiple_choice, short_answer, ...), in file order."""
     text = resources.files("lossviz").joinpath("data/chats.jsonl").read_text("utf-8")
     return [json.loads(line)["kind"] for line in text.split("\n") if line.strip()]
+
+
+def write_bundled_vocab() -> str:
+    """Rebuild ``data/chat_vocab.json`` from the bundled chats (run after editing ``chats.jsonl``)."""
+    from pathlib import Path
+
+    out = Path(__file__).with_name("data") / "chat_vocab.json"
+    vocab = build_vocab(m["content"] for c in load_chats() for m in c)
+    out.write_text(json.dumps(vocab, ensure_ascii=True) + "\n", encoding="utf-8")
+    load_tokenizer.cache_clear()
+    return str(out)

@@ -191,6 +191,21 @@ def _padded_mean(mask: torch.Tensor, counts: BatchCounts) -> torch.Tensor:
     return mask / mask.numel()
 
 
+@register(
+    "token_sum_norm",
+    "Σ m·l / C, C = max_length (no division by B)",
+    "none at verl 0.9.1: an earlier verl seq-mean-token-sum-norm (0.9.1 also divides by B')",
+    params=("max_length",),
+)
+def _token_sum_norm(
+    mask: torch.Tensor, counts: BatchCounts, max_length: float | None = None
+) -> torch.Tensor:
+    length = counts.padded_length if max_length is None else max_length
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or not length > 0:
+        raise ValueError(f"max_length must be a positive number, got {max_length!r}")
+    return mask / float(length)
+
+
 def _as_mask(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
     """``mask`` as a ``[B, T]`` tensor in the weight dtype (:func:`lossviz.checks.float_dtype`)."""
     if isinstance(mask, (list, tuple)):

@@ -49,7 +49,7 @@ import torch
 
 from .batching import mask_from_lengths
 from .checks import float_dtype, integer, integer_list, number
-from .reductions import REDUCTIONS, BatchCounts, register, weights
+from .reductions import REDUCTIONS, weights
 
 __all__ = [
     "MODES",
@@ -63,22 +63,6 @@ __all__ = [
     "response_mask",
     "sample_push",
 ]
-
-if "token_sum_norm" not in REDUCTIONS:
-
-    @register(
-        "token_sum_norm",
-        "Σ m·l / C, C = max_length (no division by B)",
-        "none at verl 0.9.1: an earlier verl seq-mean-token-sum-norm (0.9.1 also divides by B')",
-        params=("max_length",),
-    )
-    def _token_sum_norm(
-        mask: torch.Tensor, counts: BatchCounts, max_length: float | None = None
-    ) -> torch.Tensor:
-        length = counts.padded_length if max_length is None else max_length
-        if isinstance(length, bool) or not isinstance(length, (int, float)) or not length > 0:
-            raise ValueError(f"max_length must be a positive number, got {max_length!r}")
-        return mask / float(length)
 
 
 @dataclass(frozen=True)

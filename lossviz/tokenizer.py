@@ -30,7 +30,6 @@ __all__ = [
     "Tokenizer",
     "build_vocab",
     "load_tokenizer",
-    "write_bundled_vocab",
 ]
 
 IM_START = "<|im_start|>"
@@ -137,16 +136,3 @@ def load_tokenizer() -> Tokenizer:
     """The tokenizer bundled with lossviz (``lossviz/data/chat_vocab.json``), loaded once."""
     text = resources.files("lossviz").joinpath("data/chat_vocab.json").read_text("utf-8")
     return Tokenizer(json.loads(text))
-
-
-def write_bundled_vocab() -> str:
-    """Rebuild ``data/chat_vocab.json`` from the bundled chats (run after editing ``chats.jsonl``)."""
-    from pathlib import Path
-
-    from .chat import load_chats
-
-    out = Path(__file__).with_name("data") / "chat_vocab.json"
-    vocab = build_vocab(m["content"] for c in load_chats() for m in c)
-    out.write_text(json.dumps(vocab, ensure_ascii=True) + "\n", encoding="utf-8")
-    load_tokenizer.cache_clear()
-    return str(out)

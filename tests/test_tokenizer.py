@@ -27,7 +27,7 @@ def test_bundled_vocab_is_rebuilt_from_the_bundled_chats():
     chats = lv.chat.load_chats()
     rebuilt = build_vocab(m["content"] for c in chats for m in c)
     assert json.loads(text) == rebuilt, (
-        "after editing chats.jsonl run lossviz.tokenizer.write_bundled_vocab()"
+        "after editing chats.jsonl run lossviz.chat.write_bundled_vocab()"
     )
 
 
