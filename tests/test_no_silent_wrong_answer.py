@@ -244,3 +244,18 @@ def test_lists_are_accepted_for_mask_and_sample_ids():
 def test_the_parser_refuses_what_int_would_misread(text):
     with pytest.raises(ValueError, match="length"):
         parse_list(text, "length", low=1)
+
+
+def test_cycle_to_fills_or_cuts_a_step_and_says_so():
+    from lossviz.checks import cycle_to
+
+    assert cycle_to([3, 7], 5) == (
+        [3, 7, 3, 7, 3],
+        "the 2 lengths repeated to fill the step's 5 samples",
+    )
+    assert cycle_to([3, 7, 20], 2) == ([3, 7], "the 3 lengths cut to the step's 2 samples")
+    assert cycle_to([4], 1) == ([4], "")
+    with pytest.raises(ValueError, match="at least one"):
+        cycle_to([], 3)
+    with pytest.raises(ValueError, match="n"):
+        cycle_to([1], 0)

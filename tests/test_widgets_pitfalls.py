@@ -22,8 +22,8 @@ def test_every_setup_renders_and_totals_what_its_model_says():
 
 
 def test_settings_without_a_picture_explain_themselves():
-    with pytest.raises(EdgeCase, match="takes 4 samples"):
-        render_pitfall(lengths="3, 7")
+    short = render_pitfall(lengths="3, 7")  # batch 1 x GA 2 x 2 ranks: 4 samples per step
+    assert "the 2 lengths repeated to fill the step's 4 samples: 3, 7, 3, 7" in short.text
     with pytest.raises(EdgeCase, match="choose a setup"):
         render_pitfall(setup="deepspeed")
     with pytest.raises(EdgeCase, match="between 1 and 400"):
@@ -34,10 +34,11 @@ def test_the_explorer_re_renders_and_never_shows_a_traceback():
     ex = pitfall_explorer()
     assert ex.out.outputs[0]["output_type"] == "display_data"
     ex.controls["setup"].value = "compute_loss returns model(**inputs).loss"
-    ex.controls["ga"].value = 4  # 3, 7, 20, 5 is 4 samples; GA 4 x 2 ranks takes 8
-    assert "Nothing to draw here" in ex.last_view.text
+    ex.controls["ga"].value = 4  # 3, 7, 20, 5 is 4 samples; GA 4 x 2 ranks takes 8: repeated
+    assert "repeated to fill the step's 8 samples" in ex.last_view.text
+    assert ex.last_view.data["total"] == pytest.approx(4.0)  # GA 4 unscaled micro-batch means
     ex.controls["lengths"].value = "3, 7, 20, 5, 1, 2, 3, 4"
-    assert ex.last_view.data["total"] == pytest.approx(4.0)
+    assert ex.last_view.data["total"] == pytest.approx(4.0) and "repeated" not in ex.last_view.text
 
 
 def test_measure_eval_refuses_bad_input():

@@ -9,8 +9,6 @@ from lossviz.widgets.probe import probe_explorer, render_probe  # noqa: E402
 
 
 def test_settings_without_a_picture_explain_themselves():
-    with pytest.raises(EdgeCase, match="takes 4 samples"):
-        render_probe(lengths="3,7", batch=2, ga=2)
     with pytest.raises(EdgeCase, match="positive integers"):
         render_probe(lengths="3,x")
     with pytest.raises(EdgeCase, match="between 1 and 400"):
@@ -26,5 +24,6 @@ def test_the_explorer_measures_the_real_trainer_and_re_renders():
     assert r["diff"]["naive"]["max_rel_diff"] < 1e-6  # float32 recovery, ~6e-8
     assert "0.250, 0.250, 0.250, 0.250" in ex.last_view.text
     assert ex.out.outputs[0]["output_type"] == "display_data"
-    ex.controls["ga"].value = 3  # 4 lengths for 3 samples: explained, not a traceback
-    assert "Nothing to draw here" in ex.last_view.text
+    ex.controls["ga"].value = 3  # 4 lengths for 3 samples: cut to the step, and said so
+    assert "the 4 lengths cut to the step's 3 samples: 3, 7, 20" in ex.last_view.text
+    assert len(ex.last_view.data["result"]["measured"]) == 3

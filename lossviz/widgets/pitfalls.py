@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipywidgets as W
 
+from ..checks import cycle_to
 from .base import EdgeCase, Explorer, View, parse_list
 
 __all__ = ["SETUPS", "pitfall_explorer", "render_pitfall"]
@@ -38,13 +39,10 @@ def render_pitfall(
 
     if setup not in SETUPS:
         raise EdgeCase(f"choose a setup among {list(SETUPS)}")
-    got = parse_list(lengths, "length", low=1, high=400, example="3, 7, 20, 5")
-    need = batch * ga * world
-    if len(got) != need:
-        raise EdgeCase(
-            f"batch {batch} x GA {ga} x {world} ranks takes {need} samples per step; "
-            f"lengths gives {len(got)}"
-        )
+    need = batch * ga * world  # samples in one optimizer step
+    got, filled = cycle_to(
+        parse_list(lengths, "length", low=1, high=400, example="3, 7, 20, 5"), need
+    )
     plan = trainer_plan(need, per_device_batch_size=batch, ga_steps=ga, world_size=world)
     model = SETUPS[setup]
     extra = 1 if model.endswith("_overcount") else 0
@@ -60,6 +58,7 @@ def render_pitfall(
         + ", ".join(f"{s:.3f}" for s in shares)
         + "\nglobal token mean: "
         + ", ".join(f"{sum(row):.3f}" for row in right)
+        + (f"\n({filled}: {', '.join(map(str, got))})" if filled else "")
     )
     return View(figure=fig, text=text, data={"W": got_w, "global": right, "total": total})
 

@@ -45,12 +45,9 @@ def render_probe(case: str = "ga", lengths: str = "3,7,20,5", batch: int = 2, ga
 
     if case not in _CASE_TEXT:
         raise EdgeCase(f"choose a case among {list(_CASE_TEXT)}")
-    got = _parse(lengths)
-    need = batch * ga
-    if len(got) != need:
-        raise EdgeCase(
-            f"batch {batch} x GA {ga} takes {need} samples per step; lengths gives {len(got)}"
-        )
+    from ..checks import cycle_to
+
+    got, filled = cycle_to(_parse(lengths), batch * ga)  # batch x GA samples make one step
     r = _measure(case, tuple(got), batch, ga)
     intended = r["predicted"]["global"]
     fig = measured_vs_predicted(
@@ -63,6 +60,7 @@ def render_probe(case: str = "ga", lengths: str = "3,7,20,5", batch: int = 2, ga
         f"{_CASE_TEXT[case]}; sample shares measured "
         + ", ".join(f"{s:.3f}" for s in shares)
         + f"\n{verdict(r)}"
+        + (f"\n({filled}: {', '.join(map(str, got))})" if filled else "")
     )
     return View(figure=fig, text=text, data={"result": r})
 
