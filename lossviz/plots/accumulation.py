@@ -46,7 +46,8 @@ class WeightBars:
     """A reusable grouped-bar figure for the given columns, updated in place for any sample count.
 
     Built once per set of columns: labelled axes, a legend of the columns and of the bands.
-    :meth:`update` moves what changes (bar corners, bands, tick labels) and lists it in ``dynamic``; ``static_key()`` names the rest (y range, title, band kind), so an explorer's
+    :meth:`update` moves what changes (bar corners, bands, tick labels), listed in ``dynamic``;
+    ``static_key()`` names the rest (y range, title, bands' legend), so an explorer's
     :class:`~lossviz.widgets.Canvas` redraws only the bars while the y scale holds.
     """
 
