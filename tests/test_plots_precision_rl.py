@@ -26,8 +26,13 @@ def test_error_curves_for_the_stored_table():
     table = P.curves()
     errors = {(d, m): table.error(d, "sum", m) for d in P.DTYPES for m in P.METHODS}
     fig = error_curves_figure(table.ns, errors)
-    # the key is drawn by hand right of the axes: one label per curve, in drawing order
-    assert [t.get_text() for t in fig.texts] == [f"{d} {m}" for d, m in errors]
+    # a legend right of the axes: one label per curve, in drawing order, then the marker
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == [f"{d} {m}" for d, m in errors] + ["your token count"]
+    ax = fig.axes[0]
+    assert "tokens" in ax.get_xlabel() and "relative error" in ax.get_ylabel()
+    assert len(ax.get_xticks()) >= 6 and "sum" not in ax.get_title()  # no title was asked for
 
 
 def _bars(fig):
