@@ -46,8 +46,8 @@ class WeightBars:
     """A reusable grouped-bar figure for the given columns, updated in place for any sample count.
 
     Built once per set of columns: labelled axes, a legend of the columns and of the bands.
-    :meth:`update` moves what changes (bar corners, bands, tick labels), listed in ``dynamic``;
-    ``static_key()`` names the rest (y range, title, bands' legend), so an explorer's
+    :meth:`update` moves what changes (bar corners, tick labels), listed in ``dynamic``;
+    ``static_key()`` names the rest (y range, title, bands and their legend), so an explorer's
     :class:`~lossviz.widgets.Canvas` redraws only the bars while the y scale holds.
     """
 
@@ -70,11 +70,11 @@ class WeightBars:
         self.title = ax.set_title("", fontsize=11)
         self.legend = None
         self.shade = None
-        # the bands are drawn over the background, so the frame is drawn again on top of them
-        self.dynamic = [self.bands, *self.bars, ax.xaxis, *ax.spines.values()]
+        self._band_key = ()
+        self.dynamic = [*self.bars, ax.xaxis]
 
     def static_key(self) -> tuple:
-        return (self.ax.get_ylim(), self.title.get_text(), self.shade)
+        return (self.ax.get_ylim(), self.title.get_text(), self.shade, self._band_key)
 
     def _legend(self, shade: str | None, ranks: int) -> None:
         """Columns in their colours, then what the bands mean (GA steps or ranks)."""
@@ -149,6 +149,7 @@ class WeightBars:
                     start = i
         self.bands.set_verts(bands)
         self.bands.set_facecolors(colors or "none")
+        self._band_key = (B, tuple(tuple(map(tuple, b)) for b in bands), tuple(colors))
         shown = range(0, B, _label_step(B))
         self.ax.set_xticks(shown, [f"{i}\n({lengths[i]})" for i in shown])
         self.title.set_text(title)

@@ -58,7 +58,7 @@ class PairWeightsPicture:
         )  # fmt: skip
         self.title = ax.set_title("", fontsize=11)
         # the row names carry each row's total; the colour bar's ticks follow the scale
-        self.dynamic = [self.image, ax.yaxis, self.colorbar.ax.yaxis]
+        self.dynamic = [self.image, ax.yaxis, self.colorbar.ax]
 
     def static_key(self) -> tuple:
         return (self.ax.get_xlim(), self.title.get_text())
