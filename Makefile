@@ -61,6 +61,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/precision_latency.py
 	$(BIN)/python benchmarks/rl_latency.py
 	$(BIN)/python benchmarks/preference_latency.py
+	$(BIN)/python benchmarks/browser_latency.py --label after
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
