@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 __all__ = ["RL_ARM_COLORS", "METRIC_LABELS", "rl_curves", "rl_figure"]
 
@@ -71,14 +72,20 @@ def rl_curves(
     if metric not in METRIC_LABELS:
         raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
     arms, seeds = _choose(results, arms, seeds)
-    fig = Figure(figsize=(2.3 * len(arms) + 0.8, 2.9), dpi=80, layout="constrained")
+    fig = Figure(figsize=(2.6 * len(arms) + 1.0, 3.4), dpi=80, layout="constrained")
     axes = fig.subplots(1, len(arms), sharey=True, squeeze=False)[0]
     for i, (ax, arm) in enumerate(zip(axes, arms, strict=True)):
         _draw(ax, results, arm, seeds, metric, RL_ARM_COLORS.get(arm, f"C{i}"))
-        ax.set_title(results["arms"][arm].get("label", arm), fontsize=8)
+        ax.set_title(results["arms"][arm].get("label", arm), fontsize=10)
         ax.set_xlabel("RL step")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(METRIC_LABELS[metric], fontsize=8)
+    axes[0].set_ylabel(METRIC_LABELS[metric])
+    key = [
+        Line2D([], [], color="0.4", lw=0.6, alpha=0.6, label="one seed"),
+        Line2D([], [], color="0.4", lw=2.0, label=f"mean of {len(seeds)} seeds"),
+    ]
+    fig.legend(handles=key, loc="outside lower center", ncol=2, frameon=False, fontsize=9)
+    fig.suptitle(f"{METRIC_LABELS[metric]} per RL step, one panel per arm", fontsize=11)
     return fig
 
 
