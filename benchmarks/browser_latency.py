@@ -35,8 +35,9 @@ ARM_JS = """([index, timeoutMs]) => new Promise(resolve => {
   const before = (out.querySelector('img') || {}).src || '';
   let t0 = null, done = false;
   const finish = value => { if (!done) { done = true; observer.disconnect(); resolve(value); } };
-  document.addEventListener('keydown', () => { t0 = performance.now(); },
-                            {capture: true, once: true});
+  const start = () => { if (t0 === null) t0 = performance.now(); };
+  document.addEventListener('keydown', start, {capture: true, once: true});
+  document.addEventListener('input', start, {capture: true, once: true});  // a dropdown pick
   const observer = new MutationObserver(() => {
     const img = out.querySelector('img');
     if (!img || img.src === before || t0 === null) return;
@@ -85,37 +86,53 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+def _timed(page, act) -> float | None:
+    """Milliseconds from ``act()`` (a key press or a dropdown pick) to the painted picture."""
+    page.wait_for_timeout(150)  # let the previous update settle
+    page.evaluate_handle("a => { window.__p = (" + ARM_JS + ")(a); }", [0, 3000]).dispose()
+    act()
+    return page.evaluate("() => window.__p")
+
+
 def step_times(page, steps_per_control: int) -> tuple[list[float], int]:
     """Press each visible slider's arrow keys; milliseconds per painted step, and unchanged steps.
 
-    An explorer without a slider (a choice among cached runs) is stepped through its dropdowns.
+    An explorer whose sliders leave the picture as it is (a parameter its default mode ignores)
+    or that has none (a choice among cached runs) is stepped through its dropdowns instead, each
+    pick made as a learner's click makes it.
     """
     times, unchanged = [], 0
     box = page.locator(".widget-output").first.locator("xpath=..")
-    found = page.evaluate(HANDLES_JS, 0)
-    locator, up, down = box.locator(".widget-slider .noUi-handle"), "ArrowRight", "ArrowLeft"
-    if not any(info["visible"] for info in found):
-        found = page.evaluate(SELECTS_JS, 0)
-        locator, up, down = box.locator(".widget-dropdown select"), "ArrowDown", "ArrowUp"
-    for info in found:
+    handles = box.locator(".widget-slider .noUi-handle")
+    for info in page.evaluate(HANDLES_JS, 0):
         if not info["visible"]:
             continue
-        handle = locator.nth(info["i"])
+        handle = handles.nth(info["i"])
         handle.scroll_into_view_if_needed()
         handle.focus()
         room_up = info["max"] > info["now"]
-        keys = [up if room_up else down] * steps_per_control
-        keys += [down if room_up else up] * steps_per_control  # back again
+        keys = ["ArrowRight" if room_up else "ArrowLeft"] * steps_per_control
+        keys += ["ArrowLeft" if room_up else "ArrowRight"] * steps_per_control  # back again
         for key in keys:
-            page.wait_for_timeout(150)  # let the previous update settle
-            armed = page.evaluate_handle("a => { window.__p = (" + ARM_JS + ")(a); }", [0, 3000])
-            armed.dispose()
-            handle.press(key)
-            ms = page.evaluate("() => window.__p")
-            if ms is None:
-                unchanged += 1
-            else:
-                times.append(ms)
+            ms = _timed(page, lambda h=handle, k=key: h.press(k))
+            times, unchanged = (
+                (times + [ms], unchanged) if ms is not None else (times, unchanged + 1)
+            )
+    if times:
+        return times, unchanged
+    selects = box.locator(".widget-dropdown select")
+    for info in page.evaluate(SELECTS_JS, 0):
+        if not info["visible"]:
+            continue
+        select = selects.nth(info["i"])
+        select.scroll_into_view_if_needed()
+        start = info["now"]
+        order = list(range(info["max"] + 1))[: steps_per_control + 1]
+        for index in [i for i in order if i != start] + [start]:
+            ms = _timed(page, lambda s=select, i=index: s.select_option(index=i))
+            times, unchanged = (
+                (times + [ms], unchanged) if ms is not None else (times, unchanged + 1)
+            )
     return times, unchanged
 
 
@@ -143,6 +160,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         browser_page() as page,
     ):
         for notebook, explorer in tqdm(notebooks_with_explorers(args.notebooks), desc="explorers"):
+            error = None
+            times, unchanged = [], 0
             try:
                 run_all(page, lab, notebook)
                 page.locator(".widget-output img").first.wait_for(timeout=60_000)
@@ -150,6 +169,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 box.scroll_into_view_if_needed()
                 box.screenshot(path=str(shots / f"{notebook.stem}.png"))
                 times, unchanged = step_times(page, args.steps)
+            except Exception as err:  # one notebook's failure is reported, the others measured
+                error = f"{type(err).__name__}: {str(err)[:300]}"
+                page.screenshot(path=str(shots / f"{notebook.stem}_failed.png"), full_page=True)
             finally:
                 shutdown_kernels(lab)
             row = {
@@ -165,6 +187,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 "meets_target": bool(times) and p95(times) <= TARGET_P95_MS,
                 "load_average_1min": round(os.getloadavg()[0], 2),
             }
+            if error:
+                row["error"] = error
             tqdm.write(json.dumps(row))
             results.append(row)
     return results

@@ -4,6 +4,7 @@ The explorers keep their figure and redraw only what moved (blitting onto cached
 this checks, pixel by pixel, that what a learner sees is the fresh picture of the same settings.
 """
 
+import functools
 import io
 
 import numpy as np
@@ -65,12 +66,13 @@ def test_the_blitted_picture_is_the_pure_picture(make):
         shown = ex.last_view
         assert shown.png is not None, shown.text
         # a new canvas draws these settings from nothing: the cached pixels are never stale
-        fresh = ex.render.func(**ex.values(), canvas=Canvas(dpi=ex.dpi))
+        render = functools.partial(ex.render.func, *ex.render.args)  # the explorer's, no canvas
+        fresh = render(**ex.values(), canvas=Canvas(dpi=ex.dpi))
         assert shown.png == fresh.png, f"{name}={value!r}: the cached picture is stale"
         # and it is the figure savefig draws: only the image cells' edges may land one pixel
         # apart (an image drawn alone is resampled, not composited); under 1 % of the pixels
         fast = _pixels(shown.png)
-        full = _pixels(figure_png(ex.render.func(**ex.values()).figure, dpi=ex.dpi))
+        full = _pixels(figure_png(render(**ex.values()).figure, dpi=ex.dpi))
         assert fast.shape == full.shape, name
         differ = (np.abs(fast - full) > 8).any(axis=-1)
         assert differ.mean() < 0.01, f"{name}={value!r}: {differ.sum()} pixels differ"
