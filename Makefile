@@ -11,7 +11,7 @@ PORT ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); other users never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-fast test-notebooks test-portable test-browser lint format figures benchmarks clean
+.PHONY: lab test test-fast test-notebooks test-portable test-browser lint format figures benchmarks version-table clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,7 +61,12 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/precision_latency.py
 	$(BIN)/python benchmarks/rl_latency.py
 	$(BIN)/python benchmarks/preference_latency.py
+	$(BIN)/python benchmarks/probe_overhead.py
 	$(BIN)/python benchmarks/browser_latency.py --label after
+
+# Installs each transformers version under ~/.cache/lossviz (pip --target) and measures its Trainer.
+version-table: $(STAMP)
+	$(BIN)/python -m lossviz.version_table
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -96,9 +96,10 @@ from .training import ExperimentConfig, run_experiment  # noqa: E402
 __all__ += ["ExperimentConfig", "run_experiment"]
 
 # -- measuring a real trainer --
+from .accumulation import TRAINER_NORMALIZATIONS, plan_weights  # noqa: E402
 from .probe import probe, recover_weights  # noqa: E402
 
-__all__ += ["probe", "recover_weights"]
+__all__ += ["TRAINER_NORMALIZATIONS", "plan_weights", "probe", "recover_weights"]
 
 # -- beyond token cross-entropy: preference pairs, distillation KL, modified token losses --
 from . import distillation, preference, token_gradients  # noqa: E402

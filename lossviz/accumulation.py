@@ -15,7 +15,16 @@ naive      reduction(micro-batch alone) / G                     transformers < 4
 global     R * [rows of the full-batch W]: counts all-reduced   ``num_items_in_batch`` (4.46) +
            over every micro-batch and rank                      ``average_tokens_across_devices`` (4.47)
 sum        sum of m*l over the micro-batch / G                  open-instruct ``reduce_loss=sum``
+local      [rows of the W of rank r's own samples]: counts      transformers with
+           over the rank's micro-batches, not across ranks      ``average_tokens_across_devices=False``
+unscaled   reduction(micro-batch alone), no / G                 transformers >= 4.46 with a
+                                                                ``compute_loss`` that drops
+                                                                ``num_items_in_batch`` (issue 37766)
 ========= ==================================================== =========================================
+
+``local`` and ``unscaled`` were added when :mod:`lossviz.probe` measured the real transformers
+``Trainer`` (5.24): its per-rank count and its unscaled fallback are neither ``naive`` nor
+``global`` once GA > 1 (``TRAINER_NORMALIZATIONS`` lists all five).
 
 ``global`` equals the full-batch reduction exactly (for ``sample_mean`` the sample count is global);
 ``naive`` equals it only when every micro-batch holds the same number of tokens (of samples, for
@@ -39,12 +48,15 @@ from .reductions import _as_mask, weights
 
 __all__ = [
     "NORMALIZATIONS",
+    "TRAINER_NORMALIZATIONS",
     "split_batch",
     "micro_batch_weights",
     "accumulation_weights",
+    "plan_weights",
 ]
 
 NORMALIZATIONS = ("naive", "global", "sum")
+TRAINER_NORMALIZATIONS = NORMALIZATIONS + ("local", "unscaled")
 
 
 def split_batch(
@@ -77,8 +89,8 @@ def split_batch(
 
 
 def _check_normalize(normalize: str) -> None:
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if normalize not in TRAINER_NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {TRAINER_NORMALIZATIONS}, got {normalize!r}")
 
 
 def micro_batch_weights(
@@ -95,7 +107,8 @@ def micro_batch_weights(
     gradients over the ranks, so the step's weight of sample ``plan[r][k][j]`` is
     ``local[r][k][j] / R``. ``naive``: ``weights(mb, reduction) / G``; ``global``:
     ``R * weights(full batch, reduction)[rows]`` (the all-reduced count, times R to undo DDP's mean);
-    ``sum``: ``mb / G``.
+    ``sum``: ``mb / G``; ``local``: ``weights(rank r's rows, reduction)[rows]``; ``unscaled``:
+    ``weights(mb, reduction)``.
     """
     _check_normalize(normalize)
     mask = _as_mask(mask)
@@ -105,6 +118,10 @@ def micro_batch_weights(
     local = []
     for rank in plan:
         per_rank = []
+        mine = [i for rows in rank for i in rows]
+        if normalize == "local":
+            own = weights(mask.index_select(0, torch.tensor(mine)), reduction, **params)
+            where = {i: j for j, i in enumerate(mine)}
         for rows in rank:
             idx = torch.tensor(rows, dtype=torch.long)
             mb = mask.index_select(0, idx)
@@ -114,6 +131,10 @@ def micro_batch_weights(
                 per_rank.append(full.index_select(0, idx) * R)
             elif normalize == "naive":
                 per_rank.append(weights(mb, reduction, if_empty="zero", **params) / G)
+            elif normalize == "unscaled":
+                per_rank.append(weights(mb, reduction, if_empty="zero", **params))
+            elif normalize == "local":
+                per_rank.append(own.index_select(0, torch.tensor([where[i] for i in rows])))
             else:
                 per_rank.append(mb / G)
         local.append(per_rank)
@@ -138,10 +159,33 @@ def accumulation_weights(
     _check_normalize(normalize)
     mask = _as_mask(mask)
     plan = split_batch(mask.shape[0], micro_batches=micro_batches, world_size=world_size)
+    return plan_weights(mask, plan, reduction=reduction, normalize=normalize, **params)
+
+
+def plan_weights(
+    mask: torch.Tensor,
+    plan: list[list[list[int]]],
+    *,
+    reduction: str = "token_mean",
+    normalize: str = "global",
+    **params,
+) -> torch.Tensor:
+    """``W: [B, T]`` of one step whose samples were dealt as ``plan[r][k]`` (any dealing).
+
+    Like :func:`accumulation_weights`, for a plan read off a real trainer (accelerate deals whole
+    batches to ranks, not samples): ``W[i] = local[r][k][j] / R``; every sample must appear once.
+    """
+    _check_normalize(normalize)
+    mask = _as_mask(mask)
+    seen = sorted(i for rank in plan for rows in rank for i in rows)
+    if seen != list(range(mask.shape[0])):
+        raise ValueError(
+            f"plan must deal every one of the {mask.shape[0]} samples exactly once, got {seen}"
+        )
     local = micro_batch_weights(mask, plan, reduction=reduction, normalize=normalize, **params)
     W = torch.zeros_like(mask)
     for rank_plan, rank_w in zip(plan, local, strict=True):
         for rows, w in zip(rank_plan, rank_w, strict=True):
             if rows:
-                W[torch.tensor(rows, dtype=torch.long)] = w / world_size
+                W[torch.tensor(rows, dtype=torch.long)] = w / len(plan)
     return W

@@ -16,6 +16,7 @@ COMMANDS = {
         "per-sample weights of a GA / data-parallel setup vs the full batch",
     ),
     "experiment": ("lossviz.experiment", "train the tiny model under several reductions"),
+    "probe": ("lossviz.probe_report", "measure the real transformers Trainer's per-token weights"),
     "rl-experiment": (
         "lossviz.rl_experiment",
         "RL-train the tiny policy under GRPO / DAPO / Dr. GRPO aggregation",

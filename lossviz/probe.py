@@ -76,14 +76,26 @@ def recover_weights(
             f"labels must lie in [0, {V}) or equal ignore_index={ignore_index}; got "
             f"{labels[valid].min().item()}..{labels[valid].max().item()}"
         )
-    g = grad.detach().double()
-    d = torch.softmax(logits.detach().double(), dim=-1)
+    _, W, residual = _weights_by_chunks(logits, grad, labels, ignore_index)
+    return W, residual
+
+
+def _softmax64(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.detach().double(), dim=-1)
+
+
+def _recover(p, g, labels, valid) -> tuple[torch.Tensor, torch.Tensor]:
+    # d = p - e_y is never built: <g, d> = <g, p> - g_y and ||d||^2 = ||p||^2 - 2 p_y + 1, and the
+    # one [..., V] temporary is updated in place (the probe's cost grows with B x T x V)
     y = torch.where(valid, labels, 0).unsqueeze(-1)
-    d = d.scatter_add(-1, y, -valid.unsqueeze(-1).double())  # p - e_y, or p where ignored
-    dd = (d * d).sum(-1)
+    on = valid.double()
+    g_y, p_y = g.gather(-1, y).squeeze(-1) * on, p.gather(-1, y).squeeze(-1) * on
+    gd = torch.linalg.vecdot(g, p) - g_y
+    dd = torch.linalg.vecdot(p, p) - 2 * p_y + on
     fit = valid & (dd > 0)
-    W = torch.where(fit, (g * d).sum(-1) / torch.where(fit, dd, 1.0), 0.0)
-    rest = (g - W.unsqueeze(-1) * d).norm(dim=-1)
+    W = torch.where(fit, gd / torch.where(fit, dd, 1.0), 0.0)
+    rest = torch.addcmul(g, W.unsqueeze(-1), p, value=-1.0)  # g - W p, then + W e_y
+    rest = rest.scatter_add_(-1, y, (W * on).unsqueeze(-1)).norm(dim=-1)
     gn = g.norm(dim=-1)
     residual = torch.where(gn > 0, rest / torch.where(gn > 0, gn, 1.0), 0.0)
     return W, residual
@@ -94,18 +106,42 @@ def infer_labels(
 ) -> torch.Tensor:
     """``labels: [...]``: the target each position's gradient trained, read from ``g / p``.
 
-    For CE, ``g_j / p_j = w`` for every class but the label, where it is ``w (1 - 1/p_y)``; the
-    label is the class farthest from the median ratio. A zero gradient gives ``ignore_index``.
-    ``logits, grad: [..., V]`` with ``V >= 3``.
+    For CE, ``r_j = g_j / p_j = w`` for every class but the label, where it is ``w (1 - 1/p_y)``:
+    the label is the class farthest from the mean of ``r`` (the mean, not a median: no sort over
+    V; the label's distance is V - 1 >= 2 times any other's). A zero gradient gives
+    ``ignore_index``. ``logits, grad: [..., V]`` with ``V >= 3``.
     """
     if logits.shape[-1] < 3:
         raise ValueError("infer_labels needs a vocabulary of at least 3 classes; pass labels")
-    p = torch.softmax(logits.detach().double(), dim=-1)
-    r = grad.detach().double() / p
-    off = (r - r.median(dim=-1, keepdim=True).values).abs()
-    y = off.argmax(dim=-1)
-    zero = grad.detach().abs().amax(dim=-1) == 0
-    return torch.where(zero, ignore_index, y)
+    return _infer(_softmax64(logits), grad.detach().double(), ignore_index)
+
+
+def _weights_by_chunks(
+    z: torch.Tensor, g: torch.Tensor, tgt: torch.Tensor | None, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(targets, W, residual)`` over ``[..., V]`` in chunks of positions (inferring targets if None).
+
+    A chunk holds about 2**19 float64 values per temporary (4 MiB), so the probe's passes over the
+    vocabulary stay in the CPU cache: 5-6x faster than one pass over a [4, 121, 4096] batch, and
+    bit-identical (every position is computed alone).
+    """
+    V = z.shape[-1]
+    zf, gf = z.reshape(-1, V), g.reshape(-1, V)
+    tf = None if tgt is None else tgt.reshape(-1)
+    rows = max(1, 2**19 // V)
+    parts = []
+    for i in range(0, zf.shape[0], rows):
+        p, g64 = _softmax64(zf[i : i + rows]), gf[i : i + rows].double()
+        t = _infer(p, g64, ignore_index) if tf is None else tf[i : i + rows]
+        parts.append((t, *_recover(p, g64, t, t != ignore_index)))
+    shape = z.shape[:-1]
+    return tuple(torch.cat([part[k] for part in parts]).reshape(shape) for k in range(3))
+
+
+def _infer(p: torch.Tensor, g: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    r = g / p
+    y = r.sub_(r.mean(dim=-1, keepdim=True)).abs_().argmax(dim=-1)
+    return torch.where(g.abs().amax(dim=-1) == 0, ignore_index, y)
 
 
 @dataclass
@@ -278,29 +314,36 @@ class probe:  # noqa: N801 - used as ``with lv.probe(model) as rec``
 
         logits.register_hook(on_grad)
 
-    def _targets(self, z, g, inputs) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """(targets scored by each logits position ``[B, T]``, labels as reported, inferred?)."""
-        B, T = z.shape[:2]
+    def _targets(self, z, inputs) -> torch.Tensor | None:
+        """Targets scored by each logits position ``[B, T]``; None: read them from the gradient."""
+        B = z.shape[0]
         fill = torch.full((B, self.shift), self.ignore_index, dtype=torch.long, device=z.device)
         if inputs.get("shift_labels") is not None:
-            tgt = inputs["shift_labels"].to(z.device)
-            labels = torch.cat([fill, tgt[:, : T - self.shift]], dim=1)
-            return tgt, labels, False
+            return inputs["shift_labels"].to(z.device)
         if inputs.get("labels") is not None:
-            labels = inputs["labels"].to(z.device)
-            tgt = torch.cat([labels[:, self.shift :], fill], dim=1)
-            return tgt, labels, False
-        tgt = infer_labels(z, g, self.ignore_index)
-        return tgt, torch.cat([fill, tgt[:, : T - self.shift]], dim=1), True
+            return torch.cat([inputs["labels"].to(z.device)[:, self.shift :], fill], dim=1)
+        if z.shape[-1] < 3:
+            raise ValueError("lv.probe needs labels passed to the model when V < 3")
+        return None
 
     def _measure(self, z, g, inputs, step, rank, world) -> MicroBatch:
-        tgt, labels, inferred = self._targets(z, g, inputs)
-        if tgt.shape != z.shape[:-1]:
+        tgt = self._targets(z, inputs)
+        if tgt is not None and tgt.shape != z.shape[:-1]:
             raise ValueError(
                 f"labels {tuple(tgt.shape)} do not match the logits {tuple(z.shape)}; "
                 "a model that keeps only some logits (logits_to_keep) cannot be probed"
             )
-        w, res = recover_weights(z, tgt, g, self.ignore_index)
+        if tgt is not None:
+            valid = tgt != self.ignore_index
+            if bool(((tgt < 0) | (tgt >= z.shape[-1]))[valid].any()):
+                raise ValueError(f"labels must lie in [0, {z.shape[-1]}) or be {self.ignore_index}")
+        inferred = tgt is None
+        tgt, w, res = _weights_by_chunks(z, g, tgt, self.ignore_index)
+        fill = torch.full_like(tgt[:, : self.shift], self.ignore_index)
+        if inferred or inputs.get("labels") is None:
+            labels = torch.cat([fill, tgt[:, : tgt.shape[1] - self.shift]], dim=1)
+        else:
+            labels = inputs["labels"].to(z.device)
         if self.shift:
             # the last logits position scores nothing: a gradient there shows up as its residual
             pad = torch.zeros_like(w[:, : self.shift])

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 
+from .checks import arg_type, parse_int, parse_list
 from .experiment import _positive_float, _positive_int, _seed_list, save_results, sign_test
 from .rl_training import METRICS, RL_ARMS, RL_TASK, RLConfig, run_rl_experiment
 from .tasks import Bucket, TaskConfig
@@ -176,10 +177,10 @@ def check_out_path(path: Path) -> str | None:
 
 
 def _arm_list(text: str) -> tuple[str, ...]:
-    arms = tuple(a.strip() for a in text.split(",") if a.strip())
+    arms = tuple(parse_list(text, "arm", kind=str, example="grpo,dr_grpo"))
     unknown = [a for a in arms if a not in RL_ARMS]
-    if unknown or not arms or len(set(arms)) != len(arms):
-        raise argparse.ArgumentTypeError(
+    if unknown or len(set(arms)) != len(arms):
+        raise ValueError(
             f"unknown or repeated arm(s) {unknown or text!r}; choose from {', '.join(RL_ARMS)}"
         )
     return arms
@@ -191,34 +192,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     arms_help = "; ".join(f"{a.name}: {a.label}" for a in RL_ARMS.values())
     parser.add_argument(
         "--arms",
-        type=_arm_list,
+        type=arg_type(_arm_list),
         default=d.arms,
         help=f"comma-separated arms (default: {','.join(d.arms)}). {arms_help}",
     )
     parser.add_argument(
         "--seeds",
-        type=_seed_list,
+        type=arg_type(_seed_list),
         default=d.seeds,
         help="comma-separated seeds; a seed fixes the initial weights, the warm-up data, the "
         f"prompts and the sampler's numbers, shared by every arm (default: {','.join(map(str, d.seeds))})",
     )
     opts = [
-        ("--steps", _positive_int, "RL steps per run (each samples a new batch)"),
-        ("--prompts", _positive_int, "prompts per step"),
-        ("--group", _positive_int, "responses G sampled per prompt (at least 2)"),
+        ("--steps", _positive_int("--steps"), "RL steps per run (each samples a new batch)"),
+        ("--prompts", _positive_int("--prompts"), "prompts per step"),
+        ("--group", _positive_int("--group"), "responses G sampled per prompt (at least 2)"),
         (
             "--max-new",
-            _positive_int,
+            _positive_int("--max-new"),
             "length limit C of a response in tokens (Dr. GRPO's constant)",
         ),
         (
             "--inner-steps",
-            _positive_int,
+            _positive_int("--inner-steps"),
             "optimizer steps per sampled batch (clipping acts from the 2nd)",
         ),
         ("--lr", _positive_float, "AdamW learning rate of the RL steps"),
-        ("--warmup-steps", int, "supervised warm-up steps before RL (0: none)"),
-        ("--threads", _positive_int, "torch threads (numbers can depend on it; keep 1 to compare)"),
+        (
+            "--warmup-steps",
+            arg_type(lambda t: parse_int(t, "--warmup-steps", low=0)),
+            "supervised warm-up steps before RL (0: none)",
+        ),
+        (
+            "--threads",
+            _positive_int("--threads"),
+            "torch threads (numbers can depend on it; keep 1 to compare)",
+        ),
     ]
     for flag, kind, text in opts:
         name = flag[2:].replace("-", "_")

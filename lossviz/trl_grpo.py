@@ -81,6 +81,16 @@ class GRPOMeter:
             )
         self._seed = seed
 
+    def close(self) -> None:
+        """Remove the trainer's (empty) output folder."""
+        self._outdir.cleanup()
+
+    def __enter__(self) -> GRPOMeter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def measure(
         self,
         loss_type: str,

@@ -160,3 +160,28 @@ def test_sample_mean_naive_equals_global_when_micro_batches_hold_equal_sample_co
     assert torch.allclose(naive, lv.weights(m, "sample_mean"))
     uneven = lv.accumulation_weights(m[:5], normalize="naive", **kw)  # sizes 2, 2, 1
     assert not torch.allclose(uneven, lv.weights(m[:5], "sample_mean"))
+
+
+def test_trainer_normalizations_local_and_unscaled():
+    from lossviz.accumulation import plan_weights
+
+    mask = lv.mask_from_lengths([12, 40, 7, 300, 5, 9, 30, 2])
+    split = {"micro_batches": 4, "world_size": 2}
+    naive = lv.accumulation_weights(mask, normalize="naive", **split)
+    # each micro-batch's own mean without / G: G times the naive weights
+    unscaled = lv.accumulation_weights(mask, normalize="unscaled", **split)
+    assert torch.allclose(unscaled, 4 * naive)
+    # local: rank 0 holds samples 0, 2, 4, 6 (54 tokens), rank 1 the rest (351); DDP halves both
+    local = lv.accumulation_weights(mask, normalize="local", **split)
+    assert torch.allclose(
+        local.sum(1), torch.tensor([12, 40, 7, 300, 5, 9, 30, 2]) / 2 / torch.tensor([54, 351] * 4)
+    )
+    one_rank = {"micro_batches": 4, "world_size": 1}
+    assert torch.allclose(
+        lv.accumulation_weights(mask, normalize="local", **one_rank),
+        lv.accumulation_weights(mask, normalize="global", **one_rank),
+    )
+    plan = lv.split_batch(8, **split)
+    assert torch.equal(plan_weights(mask, plan, normalize="naive"), naive)
+    with pytest.raises(ValueError, match="exactly once"):
+        plan_weights(mask, [[[0, 1]], [[2]]])

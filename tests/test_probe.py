@@ -185,3 +185,18 @@ def test_probe_skips_forwards_without_gradient_and_names_bad_input():
         F.cross_entropy(pair(x)[1][0], torch.tensor([1, 2, 3])).backward()
     # shift=1: positions 1 and 2 carry the labels 2 and 3 scored by logits 0 and 1
     assert torch.allclose(rec.W(0), torch.tensor([[0.0, 1 / 3, 1 / 3]], dtype=torch.float64))
+
+
+def test_the_readme_three_lines_give_the_weights_they_state():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "lv.probe" in b)
+    scope = {"lv": lv}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    W, batch = scope["rec"].W(0), scope["batch"]
+    trained = batch.labels != -100
+    # float32 logits: a recovered weight is within ~6e-8 relative of the exact 1/30
+    assert torch.allclose(W[trained], torch.full_like(W[trained], 1 / 30), rtol=1e-6, atol=0)
+    assert float(W[~trained].abs().max()) == 0.0

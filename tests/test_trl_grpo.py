@@ -20,7 +20,8 @@ ADV = torch.tensor([1.0, -0.5, 0.8, -1.3], dtype=torch.float64)  # sums to 0, as
 
 @pytest.fixture(scope="module")
 def meter():
-    return GRPOMeter(max_completion_length=8)
+    with GRPOMeter(max_completion_length=8) as m:
+        yield m
 
 
 def off_policy_log_ratio():

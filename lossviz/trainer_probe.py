@@ -1,0 +1,374 @@
+"""The real transformers ``Trainer`` measured with :func:`lossviz.probe.probe`, beside lossviz's W.
+
+One optimizer step of the installed ``Trainer`` on a one-layer Llama built from ``LlamaConfig``
+(nothing downloaded, no tokenizer: the samples are random token ids). Sample b holds
+``lengths[b] + 1`` tokens and ``labels = input_ids`` (padding ``-100``), as a language-modelling
+collator makes them, so ``lengths[b]`` tokens are trained after the causal shift. Cases:
+
+============= ================================================= =============================
+case           what the user's setup does                        lossviz's model (5.24)
+============= ================================================= =============================
+ga             a transformers model: ``num_items_in_batch``       ``global`` (``local`` without
+               counts every micro-batch (and every rank)          ``average_tokens_across_devices``)
+naive          a model whose ``forward`` takes no ``**kwargs``    ``naive``: mean of micro-batch
+               (the Trainer cannot pass the count)                means, / GA
+compute_loss   a ``compute_loss`` override that returns           ``unscaled``: each micro-batch's
+               ``model(**inputs).loss`` (drops the count)         own mean, no / GA (issue 37766)
+packed         ``DataCollatorWithFlattening``: one row,           as ``ga``; the first label of
+               ``position_ids`` restart per sample                every piece is -100
+============= ================================================= =============================
+
+Samples are fed in order (a ``SequentialSampler``); the micro-batch and rank each sample landed in
+are read from what the probe recorded (accelerate deals whole batches to ranks), and the
+prediction uses that plan (:func:`lossviz.accumulation.plan_weights`). With ``world_size > 1`` the
+ranks are real processes (gloo on 127.0.0.1) started by :func:`measure`; ``python``/``pythonpath``
+run them under another interpreter or transformers version (see :mod:`lossviz.version_table`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+import torch
+
+from .trainer_models import VOCAB, assemble, compare_case, predictions, samples
+
+__all__ = ["CASES", "expected_normalization", "measure", "measure_runs", "run_case"]
+
+CASES = ("ga", "naive", "compute_loss", "packed")
+
+
+def expected_normalization(case: str, average_tokens_across_devices: bool = True) -> str:
+    """lossviz's model of transformers 5.24 for a case (see the module's table)."""
+    if case not in CASES:
+        raise ValueError(f"case must be one of {CASES}, got {case!r}")
+    if case == "naive":
+        return "naive"
+    if case == "compute_loss":
+        return "unscaled"
+    return "global" if average_tokens_across_devices else "local"
+
+
+def _pad_collate(features: list[dict]) -> dict:
+    T = max(len(f["input_ids"]) for f in features)
+    ids = torch.zeros(len(features), T, dtype=torch.long)
+    labels = torch.full((len(features), T), -100, dtype=torch.long)
+    attn = torch.zeros(len(features), T, dtype=torch.long)
+    for i, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[i, :n], labels[i, :n], attn[i, :n] = (
+            torch.tensor(f["input_ids"]),
+            torch.tensor(f["labels"]),
+            1,
+        )
+    return {"input_ids": ids, "labels": labels, "attention_mask": attn}
+
+
+class _PlainForward(torch.nn.Module):
+    """A model whose forward names its arguments (no ``**kwargs``), as many custom models do."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, attention_mask=None, labels=None, position_ids=None):
+        return self.inner(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            position_ids=position_ids,
+        )
+
+
+def _tiny_llama(seed: int) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg)
+
+
+def _training_args(out_dir: str, cfg: dict):
+    from transformers import TrainingArguments
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    kw = {
+        "output_dir": out_dir,
+        "per_device_train_batch_size": cfg["per_device_batch_size"],
+        "gradient_accumulation_steps": cfg["ga_steps"],
+        "max_steps": 1,
+        "learning_rate": 0.0,
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_strategy": "no",
+        "disable_tqdm": True,
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
+        "seed": cfg["seed"],
+    }
+    if cfg["world_size"] > 1:
+        kw["ddp_backend"] = "gloo"
+    kw["use_cpu" if "use_cpu" in known else "no_cuda"] = True
+    if cfg.get("average_tokens_across_devices") is not None:
+        if "average_tokens_across_devices" not in known:
+            raise ValueError(
+                "this transformers has no average_tokens_across_devices (added in 4.47)"
+            )
+        kw["average_tokens_across_devices"] = cfg["average_tokens_across_devices"]
+    return TrainingArguments(**kw), kw.get("average_tokens_across_devices")
+
+
+def run_case(cfg: dict) -> dict:
+    """One ``Trainer.train()`` step of ``cfg["case"]`` in this process, under the probe.
+
+    Returns ``{"micro_batches": [{"rank", "step", "labels", "W", "position_ids"}...], "max_residual",
+    "optimizer_steps", "transformers", "average_tokens_across_devices"}`` (lists, JSON-ready).
+    """
+    import transformers
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    from .probe import probe
+
+    case = cfg["case"]
+    expected_normalization(case)  # validates the name
+    model = _tiny_llama(cfg["seed"])
+    inner = model
+    if case == "naive":
+        model = _PlainForward(model)
+    collator = _pad_collate
+    if case == "packed":
+        from transformers import DataCollatorWithFlattening
+
+        collator = DataCollatorWithFlattening()
+
+    class _Trainer(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):  # fixed order, for the measurement
+            return SequentialSampler(self.train_dataset)
+
+        if case == "compute_loss":
+
+            def compute_loss(self, model, inputs, return_outputs=False, *args, **kwargs):
+                outputs = model(**inputs)  # the user's override: num_items_in_batch is dropped
+                return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    with tempfile.TemporaryDirectory(prefix="lossviz-trainer-") as out_dir:
+        args, atad = _training_args(out_dir, cfg)
+        trainer = _Trainer(
+            model=model,
+            args=args,
+            train_dataset=samples(cfg["lengths"], cfg["seed"]),
+            data_collator=collator,
+        )
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints the run's metrics to stdout
+        with probe(inner) as rec:
+            trainer.train()
+    if atad is None:
+        atad = getattr(args, "average_tokens_across_devices", None)
+    mbs = [
+        {
+            "rank": mb.rank,
+            "step": mb.step,
+            "labels": mb.labels.tolist(),
+            "W": mb.step_W.tolist(),
+            "position_ids": None if mb.position_ids is None else mb.position_ids.tolist(),
+        }
+        for mb in rec.micro_batches
+    ]
+    return {
+        "micro_batches": mbs,
+        "max_residual": rec.max_residual,
+        "optimizer_steps": rec.optimizer_steps,
+        "transformers": transformers.__version__,
+        "average_tokens_across_devices": atad,
+    }
+
+
+def _spawn(
+    cfgs: list[dict], R: int, python: str | None, pythonpath: str | None, timeout: float
+) -> list[list[dict]]:
+    """Run :func:`run_case` on each config in ``R`` processes; every process is ended on any error."""
+    from .distributed import DistributedRunError, free_port
+
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    env["WORLD_SIZE"], env["OMP_NUM_THREADS"] = str(R), "1"
+    env.pop("PYTHONPATH", None)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    with tempfile.TemporaryDirectory(prefix="lossviz-probe-") as tmp:
+        procs = []
+        try:
+            for r in range(R):
+                out = os.path.join(tmp, f"rank{r}.json")
+                log = open(os.path.join(tmp, f"rank{r}.log"), "w")  # noqa: SIM115 - closed below
+                rank_env = dict(env, RANK=str(r), LOCAL_RANK=str(r), LOCAL_WORLD_SIZE=str(R))
+                cmd = [
+                    python or sys.executable,
+                    "-m",
+                    "lossviz.trainer_probe",
+                    json.dumps(cfgs),
+                    out,
+                ]
+                procs.append(
+                    (subprocess.Popen(cmd, env=rank_env, stdout=log, stderr=log), log, out)
+                )
+            deadline = time.monotonic() + timeout
+            while any(p.poll() is None for p, _, _ in procs):
+                failed = [r for r, (p, _, _) in enumerate(procs) if p.poll() not in (None, 0)]
+                if failed or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            bad = [r for r, (p, _, o) in enumerate(procs) if p.poll() != 0 or not os.path.exists(o)]
+            if bad:
+                r = bad[0]
+                procs[r][1].flush()
+                tail = open(procs[r][1].name).read().strip().splitlines()[-3:]
+                what = "timed out" if procs[r][0].poll() is None else "failed"
+                raise DistributedRunError(
+                    f"rank {r} of {R} {what} running the Trainer, so every rank was "
+                    "ended: " + " | ".join(tail),
+                    [p.pid for p, _, _ in procs],
+                )
+            return [json.load(open(o)) for _, _, o in procs]
+        finally:
+            for p, log, _ in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait(timeout=10)
+                log.close()
+
+
+def _check_setup(lengths, per_device_batch_size, ga_steps, world_size) -> list[int]:
+    from .batching import _check_lengths
+
+    lengths = _check_lengths(lengths, allow_zero=False)
+    for name, v in (
+        ("per_device_batch_size", per_device_batch_size),
+        ("ga_steps", ga_steps),
+        ("world_size", world_size),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if world_size > 8:
+        raise ValueError(f"world_size must be at most 8 local processes, got {world_size}")
+    need = per_device_batch_size * ga_steps * world_size
+    if len(lengths) != need:
+        raise ValueError(
+            f"one optimizer step takes per_device_batch_size * ga_steps * world_size = {need} "
+            f"samples, but lengths has {len(lengths)}; give {need} lengths"
+        )
+    return lengths
+
+
+def _result(cfg: dict, results: list[dict]) -> dict:
+    merged = dict(results[0], micro_batches=[m for r in results for m in r["micro_batches"]])
+    got = assemble(merged, cfg["lengths"], cfg["seed"])
+    atad = merged["average_tokens_across_devices"]
+    predicted = predictions(cfg["lengths"], got["plan"])
+    diff = {n: compare_case(got["tokens"], p) for n, p in predicted.items()}
+    return {
+        **{k: v for k, v in cfg.items() if k != "seed"},
+        "transformers": merged["transformers"],
+        "average_tokens_across_devices": atad,
+        "plan": got["plan"],
+        "measured": got["tokens"],
+        "predicted": predicted,
+        "diff": diff,
+        # float32 logits: a recovered weight is off by ~6e-8 relative (see lossviz.probe)
+        "matches": [n for n in predicted if diff[n]["max_rel_diff"] < 1e-6],
+        "expected": expected_normalization(cfg["case"], atad if atad is not None else True),
+        "max_residual": max(r["max_residual"] for r in results),
+        "off_mask_max": got["off_mask_max"],
+        "optimizer_steps": merged["optimizer_steps"],
+    }
+
+
+def measure_runs(
+    lengths: Sequence[int],
+    runs: Sequence[dict],
+    *,
+    per_device_batch_size: int = 1,
+    ga_steps: int = 1,
+    world_size: int = 1,
+    seed: int = 0,
+    python: str | None = None,
+    pythonpath: str | None = None,
+    timeout: float = 180.0,
+) -> list[dict]:
+    """:func:`measure` for several ``runs`` (``{"case", "average_tokens_across_devices"}``) that
+    share one set of processes (the import and the process group are paid once)."""
+    lengths = _check_setup(lengths, per_device_batch_size, ga_steps, world_size)
+    cfgs = []
+    for run in runs:
+        expected_normalization(run["case"])
+        cfgs.append(
+            {
+                "case": run["case"],
+                "lengths": lengths,
+                "per_device_batch_size": per_device_batch_size,
+                "ga_steps": ga_steps,
+                "world_size": world_size,
+                "average_tokens_across_devices": run.get("average_tokens_across_devices"),
+                "seed": seed,
+            }
+        )
+    if world_size == 1 and python is None and pythonpath is None:
+        per_rank = [[run_case(c) for c in cfgs]]
+    else:
+        per_rank = _spawn(cfgs, world_size, python, pythonpath, timeout)
+    return [_result(c, [rank[i] for rank in per_rank]) for i, c in enumerate(cfgs)]
+
+
+def measure(
+    lengths: Sequence[int],
+    *,
+    per_device_batch_size: int = 1,
+    ga_steps: int = 1,
+    world_size: int = 1,
+    case: str = "ga",
+    average_tokens_across_devices: bool | None = None,
+    **kwargs,
+) -> dict:
+    """Measure one Trainer step and compare it with every lossviz prediction.
+
+    Needs ``len(lengths) == per_device_batch_size * ga_steps * world_size`` (one optimizer step).
+    Returns ``{"plan", "measured", "predicted": {model: per-token lists}, "diff": {model:
+    compare_case(...)}, "expected", "matches", "max_residual", "off_mask_max", "transformers", ...}``;
+    ``matches`` lists every model within 1e-6 (relative) of the measurement. ``world_size > 1``
+    (or ``python``/``pythonpath``) runs real processes; ``seed``, ``timeout`` pass through.
+    """
+    run = {"case": case, "average_tokens_across_devices": average_tokens_across_devices}
+    return measure_runs(
+        lengths,
+        [run],
+        per_device_batch_size=per_device_batch_size,
+        ga_steps=ga_steps,
+        world_size=world_size,
+        **kwargs,
+    )[0]
+
+
+if __name__ == "__main__":  # one rank of measure_runs(): python -m lossviz.trainer_probe CFGS OUT
+    _cfgs, _out = json.loads(sys.argv[1]), sys.argv[2]
+    torch.set_num_threads(1)
+    _res = [run_case(c) for c in _cfgs]
+    with open(_out + ".tmp", "w") as _f:
+        json.dump(_res, _f)
+    os.replace(_out + ".tmp", _out)

@@ -1,0 +1,53 @@
+"""Pictures of a measured trainer step: measured vs predicted heatmaps and the version table."""
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from lossviz.plots.probe import (
+    MODEL_COLORS,
+    measured_vs_predicted,
+    ragged_matrix,
+    version_table_figure,
+)
+
+
+def test_ragged_rows_are_padded_and_marked():
+    W, pad = ragged_matrix([[0.5], [0.25, 0.25]])
+    assert W.tolist() == [[0.5, 0.0], [0.25, 0.25]]
+    assert pad.tolist() == [[False, True], [False, False]]
+
+
+def test_measured_vs_predicted_draws_both_on_one_scale_and_the_totals():
+    fig = measured_vs_predicted([[0.1] * 3, [0.1] * 7], [[0.25] * 3, [1 / 14] * 7])
+    assert isinstance(fig, Figure)
+    heat = [ax for ax in fig.axes if ax.images]
+    assert len(heat) == 2
+    assert {im.get_clim() for ax in heat for im in ax.images} == {(0.0, 0.25)}
+    bars = fig.axes[2].patches
+    totals = sorted(round(b.get_height(), 6) for b in bars)
+    assert totals == [0.3, 0.5, 0.7, 0.75]
+
+
+def test_version_table_colours_each_cell_by_its_model_and_says_why_a_row_failed():
+    cell = {"model": "global", "average_tokens_across_devices": True}
+    table = {
+        "rows": [
+            {
+                "version": "9.0",
+                "status": "measured",
+                "ga": cell,
+                "compute_loss": cell,
+                "ranks": cell,
+            },
+            {"version": "1.0", "status": "failed", "reason": "ImportError"},
+        ]
+    }
+    fig = version_table_figure(table)
+    ax = fig.axes[0]
+    grid = ax.images[0].get_array()
+    models = list(MODEL_COLORS)
+    assert np.asarray(grid)[0].tolist() == [models.index("global")] * 3
+    assert np.asarray(grid)[1].tolist() == [models.index(None)] * 3
+    texts = [t.get_text() for t in ax.texts]
+    assert "failed" in texts and "global token mean" in texts
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["transformers 9.0", "transformers 1.0"]
