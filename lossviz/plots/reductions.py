@@ -210,7 +210,6 @@ class ReductionPicture:
         # redrawn on every update; the rest (axes, colour bar, legend) only when static_key changes
         self.dynamic = [
             self.image,
-            self.heat.xaxis,  # the batch width changes with the longest sample
             *self.bars["bars"],
             self.bars["equal"],
             self.bars["token_ticks"],
@@ -222,6 +221,7 @@ class ReductionPicture:
             self.title.get_text(),
             self.image.get_clim(),
             self.shares.get_ylim(),
+            self.heat.get_xlim(),  # the batch: only the longest sample's slider changes it
             self.heat.get_ylim(),
         )
 
