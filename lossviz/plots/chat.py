@@ -172,9 +172,9 @@ class ChatPicture:
     Strip: each token a cell coloured by its weight (colour bar), a thin band below it in its
     role's colour, template tokens as shorter cells; lines wrap every ``per_row`` tokens and the
     y axis names each line's example and first token. Bars: each turn's share of the loss (or
-    total weight), coloured by role. :meth:`update` moves cells, bands and bars (``dynamic``);
-    ``static_key()`` names the rest (colour scale, bar scale and label, lines and turns), so an
-    explorer's :class:`~lossviz.widgets.Canvas` redraws only what moved.
+    total weight), coloured by role. :meth:`update` moves cells, bands, bars, the names of lines
+    and turns and both scales (``dynamic``); ``static_key()`` names the rest (the bars' title),
+    so an explorer's :class:`~lossviz.widgets.Canvas` redraws only what moved.
     """
 
     def __init__(self, per_row: int = 32, *, dpi: int = 80) -> None:
@@ -210,19 +210,20 @@ class ChatPicture:
             Patch(facecolor="none", edgecolor="none", label="short cell: template token")
         )
         fig.legend(handles=handles, loc="upper center", ncol=5, frameon=False, fontsize=9)
-        self.dynamic = [self.cells, self.bands, self.turn_bars]
+        # the strip's lines and the turns' names follow the sliders: redrawn with the data
+        # and so do the colour bar's and the bars' scales (a prompt weight moves both)
+        self.dynamic = [
+            self.cells,
+            self.bands,
+            strip.yaxis,
+            self.colorbar.ax,
+            self.turn_bars,
+            bars_ax.xaxis,
+            bars_ax.yaxis,
+        ]
 
     def static_key(self) -> tuple:
-        lines = tuple(t.get_text() for t in self.strip.get_yticklabels())
-        turns = tuple(t.get_text() for t in self.bars_ax.get_xticklabels())
-        return (
-            self.scale.get_clim(),
-            self.bars_ax.get_ylim(),
-            self.bars_ax.get_ylabel(),
-            self.strip.get_ylim(),
-            lines,
-            turns,
-        )
+        return (self.bars_ax.get_title(),)
 
     def update(
         self,

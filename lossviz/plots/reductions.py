@@ -185,9 +185,10 @@ class ReductionPicture:
     """The reduction explorer's picture for up to ``S`` samples: ``W`` heatmap with its colour bar
     beside each sample's share of the loss; :meth:`update` moves it to new numbers, returns the Figure.
 
-    Built once; what changes with the numbers (the heatmap, the bars, both axes'
-    ticks) is listed in ``dynamic``, and ``static_key()`` names the rest (the reduction in the title,
-    the colour bar's top), so an explorer's :class:`~lossviz.widgets.Canvas` redraws only those.
+    Built once; what changes with the numbers (the heatmap and its axes, the colour bar, the bars
+    and their names) is listed in ``dynamic``, and ``static_key()`` names the rest (the reduction
+    in the title, the shares' scale), so an explorer's :class:`~lossviz.widgets.Canvas` redraws
+    only those.
     """
 
     def __init__(self, num_samples: int, *, dpi: int = 80) -> None:
@@ -210,6 +211,9 @@ class ReductionPicture:
         # redrawn on every update; the rest (axes, colour bar, legend) only when static_key changes
         self.dynamic = [
             self.image,
+            self.heat.xaxis,  # the batch's width and rows follow the lengths and the sample count
+            self.heat.yaxis,
+            self.colorbar.ax,  # its ticks follow the largest weight
             *self.bars["bars"],
             self.bars["equal"],
             self.bars["token_ticks"],
@@ -217,13 +221,7 @@ class ReductionPicture:
         ]
 
     def static_key(self) -> tuple:
-        return (
-            self.title.get_text(),
-            self.image.get_clim(),
-            self.shares.get_ylim(),
-            self.heat.get_xlim(),  # the batch: only the longest sample's slider changes it
-            self.heat.get_ylim(),
-        )
+        return (self.title.get_text(), self.shares.get_ylim())
 
     def update(
         self,
