@@ -33,11 +33,14 @@ def test_sample_weight_bars_draw_one_collection_per_column():
     tops = [sorted(p.vertices[:, 1].max() for p in b.get_paths()) for b in bars]
     assert np.allclose(tops[0], [3 / 7, 4 / 7]) and np.allclose(tops[1], [0.5, 0.5])
     assert np.allclose(bars[1].get_facecolor()[0][:3], [0xD9 / 255, 0x5F / 255, 0x02 / 255])
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    assert "4" in texts and "3" in texts and "0.571" in texts
-    legend = [t.get_text() for t in fig.texts]
-    assert "full batch" in legend and "naive" in legend
-    assert any("naive GA: 3.0e-01" in t for t in legend)
+    ax = fig.axes[0]
+    # readable without the text below: labelled axes with ticks, a legend of columns and bands
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0\n(4)", "1\n(3)"]
+    assert ax.get_ylabel() == "weight in the step" and "tokens" in ax.get_xlabel()
+    assert ax.get_ylim() == (0.0, 1.0) and len(ax.get_yticks()) >= 3  # 1.05 x 4/7 rounded up
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["full batch", "naive", "bands: GA steps"]
+    assert any("naive GA: 3.0e-01" in t.get_text() for t in fig.texts)
 
 
 def test_each_ga_step_gets_one_band():
@@ -55,6 +58,8 @@ def test_shade_rank_bands_follow_the_ranks_not_the_steps():
     faces = bands.get_facecolors()
     assert np.allclose(faces[0], faces[2]) and not np.allclose(faces[0], faces[1])
     assert any("bands: ranks (0 blue, 1 yellow)" in t.get_text() for t in fig.texts)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][-2:] == ["rank 0", "rank 1"]
     steps = sample_weight_bars([5] * 8, {"naive": [1 / 8] * 8}, placement=placement)
     assert len(steps.axes[0].collections[0].get_paths()) == 2  # the default still shades steps
     with pytest.raises(ValueError, match="shade"):
@@ -64,8 +69,8 @@ def test_shade_rank_bands_follow_the_ranks_not_the_steps():
 def test_many_samples_keep_few_labels():
     B = 32
     fig = sample_weight_bars(list(range(1, B + 1)), {"full batch": [1 / B] * B}, key=False)
-    labels = [t for t in fig.axes[0].texts if t.get_text().isdigit() and t.get_position()[1] < 0]
-    assert 1 < len(labels) <= MAX_LABELS
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert 1 < len(labels) <= MAX_LABELS and labels[0] == "0\n(1)"
 
 
 def test_reused_figure_draws_the_same_picture_as_the_pure_function():
@@ -76,7 +81,8 @@ def test_reused_figure_draws_the_same_picture_as_the_pure_function():
         "global": [0.4, 0.3, 0.2, 0.1],
     }
     place = [(0, k) for k in range(4)]
-    bars = WeightBars(4, list(COLORS)[:3])
+    bars = WeightBars(list(COLORS)[:3])
+    bars.update([1, 2], {n: v[:2] for n, v in cols_a.items()}, placement=place[:2])
     bars.update([1, 2, 3, 4], cols_a, placement=place)  # a first picture, then moved in place
     reused = figure_png(bars.update([4, 3, 2, 1], cols_b, placement=place))
     fresh = figure_png(sample_weight_bars([4, 3, 2, 1], cols_b, placement=place, key=False))

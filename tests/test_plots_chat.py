@@ -45,13 +45,26 @@ def test_share_curves_and_histogram():
     assert [ln.get_xdata()[0] for ln in fig.axes[0].lines] == [1.7, 0.1, 0.5]
 
 
-def test_explorer_figure_has_no_axes_and_bar_heights_follow_totals():
+def test_explorer_figure_is_labelled_and_bar_heights_follow_totals():
     from lossviz.plots.chat import chat_weights_figure
 
     rows = [(["a", "b"], ["user", "assistant"], [0.0, 1.0])]
     fig = chat_weights_figure(rows, [[False, False]], ["user", "assistant"], [0.25, 0.75])
-    assert fig.axes == [] and fig.texts == []
-    cells, bands, bars = fig.artists
-    heights = [np.ptp(p.vertices[:, 1]) for p in bars.get_paths()][:2]  # then the baseline
-    assert heights[1] == pytest.approx(3 * heights[0])
+    strip, colorbar, bars_ax = fig.axes
+    cells, bands = strip.collections
+    assert np.allclose(cells.get_facecolors()[0], mcolors.to_rgba("#efefef"))  # weight 0
+    assert np.allclose(bands.get_facecolors()[1], mcolors.to_rgba(ROLE_COLORS["assistant"]))
+    # a reader needs no text below: a colour key for weights, a legend for roles, labelled axes
+    assert colorbar.get_ylabel() == "token weight W" and colorbar.get_ylim() == (0.0, 1.0)
+    (legend,) = fig.legends
+    names = [t.get_text() for t in legend.get_texts()]
+    assert names[:3] == list(ROLE_COLORS) and "weight 0 (not trained)" in names
+    assert "weight" in strip.get_title() and "token position" in strip.get_xlabel()
+    assert [t.get_text() for t in strip.get_yticklabels()] == ["token 0"]
+    assert bars_ax.get_ylabel() == "share of the loss" and "turn" in bars_ax.get_xlabel()
+    assert [t.get_text() for t in bars_ax.get_xticklabels()] == ["0 user", "1 assistant"]
+    assert len(bars_ax.get_yticks()) >= 3
+    (bars,) = bars_ax.collections
+    heights = [np.ptp(p.vertices[:, 1]) for p in bars.get_paths()]
+    assert heights == pytest.approx([0.25, 0.75])
     assert np.allclose(bars.get_facecolors()[0], mcolors.to_rgba(ROLE_COLORS["user"]))

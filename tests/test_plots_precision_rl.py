@@ -26,12 +26,17 @@ def test_error_curves_for_the_stored_table():
     table = P.curves()
     errors = {(d, m): table.error(d, "sum", m) for d in P.DTYPES for m in P.METHODS}
     fig = error_curves_figure(table.ns, errors)
-    # the key is drawn by hand right of the axes: one label per curve, in drawing order
-    assert [t.get_text() for t in fig.texts] == [f"{d} {m}" for d, m in errors]
+    # a legend right of the axes: one label per curve, in drawing order, then the marker
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == [f"{d} {m}" for d, m in errors] + ["your token count"]
+    ax = fig.axes[0]
+    assert "tokens" in ax.get_xlabel() and "relative error" in ax.get_ylabel()
+    assert len(ax.get_xticks()) >= 6 and "sum" not in ax.get_title()  # no title was asked for
 
 
 def _bars(fig):
-    (bars,) = [a for a in fig.artists if a.get_gid() == "bars"]
+    (bars,) = [a for a in fig.axes[0].collections if a.get_gid() == "bars"]
     return bars
 
 
@@ -43,29 +48,35 @@ def test_gradient_weight_bars_are_signed_and_coloured():
     assert [round(h, 3) for h in heights] == [-0.25, 0.125, 0.0]
     colors = bars.get_facecolor()
     assert tuple(colors[0]) != tuple(colors[1]) != tuple(colors[2])
-    assert not fig.axes  # no Axes: ticks and spines would cost most of an update
-    texts = [t.get_text() for t in fig.texts if t.get_visible()]
-    assert "#1 n=4" in texts and "t: dL/d logp of one token" in texts
-    # the scale names the top and bottom of the value range
-    assert "+0.12" in texts and "-0.25" in texts
+    # readable without the text below: a title, labelled axes with ticks, a legend of the colours
+    (ax,) = fig.axes
+    assert ax.get_title() == "t: gradient weight of one token of each response"
+    assert ax.get_ylabel() == "dL/d logp of one token" and "response" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["#0\nn=2", "#1\nn=4", "#2\nn=3"]
+    (legend,) = fig.legends
+    assert [t.get_text()[:3] for t in legend.get_texts()] == ["< 0", "> 0"]
+    # the value axis spans both signs, rounded out: -0.25 .. 0.125 -> -0.25 .. 0.2
+    assert ax.get_ylim() == pytest.approx((-0.25, 0.2)) and len(ax.get_yticks()) >= 3
 
 
 def test_gradient_weight_bars_place_values_on_one_scale():
     fig = gradient_weights_figure([5, 5], [-0.5, 1.0])
     (neg, pos) = _bars(fig).get_paths()
-    to_fig = _bars(fig).get_transform() - fig.transFigure
+    to_fig = fig.axes[0].transData - fig.transFigure
     zero, low = to_fig.transform([(0, 0), (0, -0.5)])[:, 1]
     top = to_fig.transform((0, 1.0))[1]
     assert 0 < low < zero < top < 1
     assert np.isclose(top - zero, 2 * (zero - low))  # one scale for both signs
 
 
-def test_gradient_weight_bars_all_zero_and_many_responses():
+def test_gradient_weight_bars_all_zero_tiny_and_many_responses():
     fig = gradient_weights_figure([3, 9], [0.0, 0.0])
-    shown = [t.get_text() for t in fig.texts if t.get_visible() and t.get_text()]
-    assert shown == ["0", "#0 n=3", "#1 n=9", "dL/d logp of one token"]  # no made-up scale
+    assert fig.axes[0].get_ylim() == (-1.0, 1.0)  # no made-up scale: a symmetric unit range
+    tiny = gradient_weights_figure([3, 9], [1e-320, -1e-320])
+    assert tiny.axes[0].get_ylabel().startswith("dL/d logp of one token (x ")  # drawn in units
     many = gradient_weights_figure(list(range(1, 17)), np.linspace(-1, 1, 16))
-    assert len(_bars(many).get_paths()) == 16 and "#15" in [t.get_text() for t in many.texts]
+    labels = [t.get_text() for t in many.axes[0].get_xticklabels()]
+    assert len(_bars(many).get_paths()) == 16 and "#15" in labels
 
 
 def test_token_push_bars_one_per_token_grouped_and_signed():

@@ -22,6 +22,11 @@ def test_rows_interleave_chosen_and_rejected_with_padding_masked():
     assert (lo, hi) == (-0.05, 0.05)  # symmetric: the sign reads off the colour
     names = [t.get_text() for t in ax.get_yticklabels()]
     assert names[0] == "#0 chosen n=2  Σ=+0.1" and names[1] == "#0 rejected n=4  Σ=-0.2"
+    # readable without the text below: ticks along t, a colour key, a legend for signs and padding
+    assert ax.get_xlabel() == "response token t" and len(ax.get_xticks()) >= 3
+    assert fig.axes[1].get_ylabel() == "W = -dL/d logp" and ax.get_title() == "DPO"
+    (legend,) = fig.legends
+    assert [t.get_text()[:5] for t in legend.get_texts()] == ["W > 0", "W < 0", "paddi"]
 
 
 def test_all_zero_weights_still_draw():

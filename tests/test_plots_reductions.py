@@ -3,17 +3,16 @@
 import numpy as np
 import pytest
 import torch
-from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
-from matplotlib.image import BboxImage
-from matplotlib.patches import PathPatch
 
 import lossviz as lv
 from lossviz.plots.reductions import (
     PAD_COLOR,
+    ReductionPicture,
     draw_sample_shares,
     draw_weights,
+    nice_ceiling,
     reduction_figure,
     weights_figure,
 )
@@ -71,25 +70,54 @@ def test_weights_figure_one_panel_per_reduction_on_one_scale():
     assert "0.25, 0.75" in fig.axes[0].get_title() and "0.50, 0.50" in fig.axes[1].get_title()
 
 
-def test_reduction_figure_draws_every_sample():
+def test_reduction_figure_draws_every_sample_on_labelled_axes():
     mask = lv.mask_from_lengths([3, 1, 8], "left", 4)
     w = lv.weights(mask, "sum")
     shares = lv.sample_weights(mask, "sum").tolist()
     fig = reduction_figure(w, (mask == 0).numpy(), shares, [3, 1, 8], "sum")
-    assert fig.axes == []  # drawn without Axes: each would cost more than the whole picture
-    (image,) = [a for a in fig.artists if isinstance(a, BboxImage)]
+    heat, colorbar, bars_ax = fig.axes
+    image = _image(heat)
     assert torch.equal(torch.from_numpy(np.ma.filled(image.get_array(), 0)), w.double())
     assert np.ma.getmaskarray(image.get_array()).tolist() == (mask == 0).tolist()
-    rgba = image.to_rgba(image.get_array())
-    assert np.allclose(rgba[1, 0], to_rgba(PAD_COLOR))  # sample 1 (one token) is left-padded
-    (bars,) = [a for a in fig.artists if isinstance(a, PolyCollection)]
-    heights = [p.vertices[:, 1].max() for p in bars.get_paths()]
+    assert np.allclose(image.to_rgba(image.get_array())[1, 0], to_rgba(PAD_COLOR))  # left-padded
+    assert image.get_clim() == (0.0, 1.0)  # the largest weight (1) is the colour bar's top
+    # what a reader needs without the text: titles, axis labels, ticks, a colour key, a legend
+    assert "sum" in heat.get_title() and "share" in bars_ax.get_title()
+    assert heat.get_xlabel() == "position t" and heat.get_ylabel() == "row b"
+    assert colorbar.get_ylabel() == "weight W[b, t]"
+    assert bars_ax.get_ylabel() == "share of the loss" and "sample" in bars_ax.get_xlabel()
+    assert len(heat.get_xticks()) >= 3 and len(bars_ax.get_yticks()) >= 3
+    labels = [t.get_text() for t in bars_ax.get_xticklabels()]
+    assert labels == ["0\n(n=3)", "1\n(n=1)", "2\n(n=8)"]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "padding (no sample)",
+        "share of the loss",
+        "every sample equal (1/S)",
+        "every token equal (n_b/N)",
+    ]
+    heights = [p.get_height() for p in bars_ax.patches if p.get_visible()]
     assert heights == pytest.approx(shares)
-    dashed, token_ticks, _ = [a for a in fig.artists if isinstance(a, LineCollection)]
-    assert dashed.get_segments()[0][0, 1] == pytest.approx(1 / 3)
-    ticks = [seg[0, 1] for seg in token_ticks.get_segments()]
+    dashed = bars_ax.get_lines()[0]
+    assert dashed.get_ydata()[0] == pytest.approx(1 / 3)
+    ticks = [seg[0, 1] for seg in bars_ax.collections[0].get_segments()]
     assert ticks == pytest.approx([3 / 12, 1 / 12, 8 / 12])
-    labels = {a.get_label() for a in fig.artists if isinstance(a, PathPatch)}
-    # "1": the largest weight, printed after the title
-    assert {"n=3", "n=1", "n=8", "1/3", "t = 7", "row 2", "1"} <= labels
     assert figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_one_picture_moves_to_fewer_samples_and_hides_the_rest():
+    picture = ReductionPicture(4)
+    mask = lv.mask_from_lengths([2, 5])
+    shares = lv.sample_weights(mask, "token_mean").tolist()
+    picture.update(lv.weights(mask), (mask == 0).numpy(), shares, [2, 5], "token_mean")
+    visible = [p.get_height() for p in picture.shares.patches if p.get_visible()]
+    assert visible == pytest.approx([2 / 7, 5 / 7])
+    assert picture.shares.get_xlim() == pytest.approx((-0.6, 1.6))
+    assert picture.heat.get_xlim() == pytest.approx((-0.5, 4.5))  # batch width 5
+
+
+@pytest.mark.parametrize(
+    ("x", "top"), [(0.0, 1.0), (0.03, 0.05), (0.05, 0.05), (0.21, 0.25), (0.7, 1.0), (3.0, 5.0)]
+)
+def test_nice_ceiling(x, top):
+    assert nice_ceiling(x) == pytest.approx(top)

@@ -17,6 +17,12 @@ def test_a_panel_per_arm_and_a_line_per_seed(results):
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert all(len(ax.lines) == 3 + 1 for ax in fig.axes)  # seeds + their mean
     assert set(METRIC_LABELS) == set(METRICS)
+    # readable without the text below: a title, labelled axes, a key for thin and thick lines
+    assert METRIC_LABELS["len_incorrect"] in fig.get_suptitle()
+    assert fig.axes[0].get_ylabel() == METRIC_LABELS["len_incorrect"]
+    assert all(ax.get_xlabel() == "RL step" for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["one seed", "mean of 3 seeds"]
 
 
 def test_thick_line_is_the_mean_over_seeds(results):

@@ -82,7 +82,7 @@ def test_one_long_sample_padding_many_short_ones_skips_the_gradient():
     assert view.data["naive"] == pytest.approx([1 / 8] * 8)
 
 
-def test_explorer_reuses_one_figure_per_layout_and_redraws_it():
+def test_explorer_reuses_its_own_figure_and_redraws_it():
     ex = accumulation_explorer()
     first = ex.last_view.figure
     png = ex.out.outputs[0]["data"]["image/png"]
@@ -90,5 +90,8 @@ def test_explorer_reuses_one_figure_per_layout_and_redraws_it():
     assert ex.last_view.figure is first and ex.out.outputs[0]["data"]["image/png"] == png
     ex.controls["lengths"].value = "3, 3, 3, 30"  # same layout, new heights: a new picture
     assert ex.last_view.figure is first and ex.out.outputs[0]["data"]["image/png"] != png
-    ex.controls["ga_steps"].value = 2
-    assert ex.last_view.figure is not first
+    png = ex.out.outputs[0]["data"]["image/png"]
+    ex.controls["ga_steps"].value = 2  # fewer samples: the same figure, redrawn
+    assert ex.last_view.figure is first and ex.out.outputs[0]["data"]["image/png"] != png
+    other = accumulation_explorer()  # each explorer owns its figure: none is shared
+    assert other.last_view.figure is not first

@@ -6,8 +6,11 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from .reductions import nice_ceiling
 
 __all__ = ["COLORS", "WeightBars", "sample_weight_bars", "gradient_gap_bars"]
 
@@ -16,7 +19,7 @@ _BAND = ("#ececec", "#ffffff")  # alternating GA-step backgrounds
 _RANK_BAND = ("#dce8f5", "#f7efc2", "#e4e4e4", "#f4dcea")  # rank 0, 1, 2, 3 (then again)
 _RANK_NAMES = ("blue", "yellow", "grey", "pink")
 SHADES = ("step", "rank")
-MAX_LABELS = 8  # every label is ~1 ms per redraw: at most this many under the bars
+MAX_LABELS = 16  # more sample labels than this would overlap at the figure's width
 
 
 def _gap_axis(ax, gaps: Mapping[str, float], floor: float = 1e-12) -> None:
@@ -40,51 +43,62 @@ def _label_step(B: int) -> int:
 
 
 class WeightBars:
-    """A reusable grouped-bar figure for ``B`` samples and the given columns, updated in place.
+    """A reusable grouped-bar figure for the given columns, updated in place for any sample count.
 
-    Built once per layout (``B``, column names); :meth:`update` moves the artists (bar corners,
-    label texts, limits), so a widget redraws without building a Figure and Axes each time.
-    No axis decorations: a few texts stand for the y scale, legend and sample labels.
+    Built once per set of columns: labelled axes, a legend of the columns and of the bands.
+    :meth:`update` moves what changes (bar corners, tick labels), listed in ``dynamic``;
+    ``static_key()`` names the rest (y range, title, bands and their legend), so an explorer's
+    :class:`~lossviz.widgets.Canvas` redraws only the bars while the y scale holds.
     """
 
-    def __init__(
-        self, B: int, names: Sequence[str], figsize: tuple[float, float] = (7.5, 2.8)
-    ) -> None:
-        self.B, self.names = B, list(names)
+    def __init__(self, names: Sequence[str], figsize: tuple[float, float] = (8.5, 3.4)) -> None:
+        self.names = list(names)
         self.fig = fig = Figure(figsize=figsize)
-        self.ax = ax = fig.add_axes((0.07, 0.2, 0.91, 0.64))
-        ax.set_axis_off()
-        ax.set_xlim(-0.5, B - 0.5)
-        # GA-step bands behind the bars, a line at the top value, a baseline
+        self.ax = ax = fig.add_axes((0.1, 0.27, 0.88, 0.53))
+        ax.set_ylabel("weight in the step")
+        ax.set_xlabel("sample (its trained tokens)")
+        ax.grid(axis="y", color="#dddddd", lw=0.6)
+        ax.set_axisbelow(True)
+        # GA-step (or rank) bands behind the bars
         self.bands = PolyCollection([], edgecolors="none", zorder=0)
-        self.scale = LineCollection([], colors="#cccccc", linewidths=0.6, zorder=0.5)
-        for c in (self.bands, self.scale):
-            ax.add_collection(c)
+        ax.add_collection(self.bands)
         self.bars = []
-        width = 0.8 / max(len(self.names), 1)
-        x = np.arange(B, dtype=float)
-        self.lefts = [x + (j - len(self.names) / 2) * width for j in range(len(self.names))]
-        self.width = width
         for j, name in enumerate(self.names):
             bars = PolyCollection([], facecolors=COLORS.get(name, f"C{j}"), edgecolors="none")
             ax.add_collection(bars)
             self.bars.append(bars)
-        ax.plot([-0.5, B - 0.5], [0, 0], color="#444444", lw=0.8)
-        # few, short texts: each glyph costs ~0.3 ms per redraw on a slow CPU
-        self.ytop = ax.text(-0.55, 1.0, "", ha="right", va="center", fontsize=7)
-        fig.text(0.01, 0.52, "weight", rotation=90, ha="left", va="center", fontsize=7)
-        x = 0.07
-        for j, name in enumerate(self.names):  # the legend: each column's name in its colour
-            fig.text(x, 0.87, name, color=COLORS.get(name, f"C{j}"), fontsize=8, va="bottom")
-            x += 0.025 + 0.009 * len(name)
-        self.title = fig.text(0.98, 0.87, "", ha="right", va="bottom", fontsize=9)
-        self.shown = list(range(0, B, _label_step(B)))
-        self.labels = [
-            ax.text(
-                i, -0.03, "", ha="center", va="top", fontsize=7, transform=ax.get_xaxis_transform()
-            )
-            for i in self.shown
-        ]
+        self.title = ax.set_title("", fontsize=11)
+        self.legend = None
+        self.shade = None
+        self._band_key = ()
+        self.dynamic = [*self.bars, ax.xaxis]
+
+    def static_key(self) -> tuple:
+        return (self.ax.get_ylim(), self.title.get_text(), self.shade, self._band_key)
+
+    def _legend(self, shade: str | None, ranks: int) -> None:
+        """Columns in their colours, then what the bands mean (GA steps or ranks)."""
+        if self.legend is not None and self.shade == (shade, ranks):
+            return
+        if self.legend is not None:
+            self.legend.remove()
+        handles = [Patch(color=COLORS.get(n, f"C{j}"), label=n) for j, n in enumerate(self.names)]
+        if shade == "step":
+            handles.append(Patch(facecolor=_BAND[0], edgecolor="#bbbbbb", label="bands: GA steps"))
+        elif shade == "rank":
+            handles += [
+                Patch(color=_RANK_BAND[r % len(_RANK_BAND)], label=f"rank {r}")
+                for r in range(ranks)
+            ]
+        self.legend = self.fig.legend(
+            handles=handles,
+            loc="upper center",
+            ncol=len(handles),
+            frameon=False,
+            fontsize=9,
+            bbox_to_anchor=(0.54, 1.0),
+        )
+        self.shade = (shade, ranks)
 
     def update(
         self,
@@ -101,10 +115,13 @@ class WeightBars:
         """
         if shade not in SHADES:
             raise ValueError(f"shade must be one of {SHADES}, got {shade!r}")
-        B = self.B
+        B = len(lengths)
         top = max((max(v) for v in columns.values() if len(v)), default=1.0)
-        top = top if top > 0 else 1.0
-        for bars, left, name in zip(self.bars, self.lefts, self.names, strict=True):
+        top = nice_ceiling(1.05 * top) if top > 0 else 1.0
+        width = 0.8 / max(len(self.names), 1)
+        x = np.arange(B, dtype=float)
+        for j, (bars, name) in enumerate(zip(self.bars, self.names, strict=True)):
+            left = x + (j - len(self.names) / 2) * width
             h = np.asarray(columns[name], dtype=float)
             y0 = np.zeros(B)
             bars.set_verts(
@@ -112,31 +129,32 @@ class WeightBars:
                     [
                         np.stack([left, y0], 1),
                         np.stack([left, h], 1),
-                        np.stack([left + self.width, h], 1),
-                        np.stack([left + self.width, y0], 1),
+                        np.stack([left + width, h], 1),
+                        np.stack([left + width, y0], 1),
                     ],
                     1,
                 )
             )
-        self.ax.set_ylim(0, top * 1.08)
-        self.scale.set_segments([[(-0.5, top), (B - 0.5, top)]])
-        self.ytop.set_position((-0.55, top))
-        self.ytop.set_text(f"{top:.3g}")
+        self.ax.set_xlim(-0.5, B - 0.5)
+        self.ax.set_ylim(0, top)
         bands, colors = [], []
         if placement is not None:  # one band per run of samples in the same GA step (or rank)
             j, palette = (1, _BAND) if shade == "step" else (0, _RANK_BAND)
-            start, h = 0, top * 1.08
+            start = 0
             for i in range(1, B + 1):
                 if i == B or placement[i][j] != placement[start][j]:
                     x0, x1 = start - 0.5, i - 0.5
-                    bands.append([(x0, 0), (x0, h), (x1, h), (x1, 0)])
+                    bands.append([(x0, 0), (x0, top), (x1, top), (x1, 0)])
                     colors.append(palette[placement[start][j] % len(palette)])
                     start = i
         self.bands.set_verts(bands)
         self.bands.set_facecolors(colors or "none")
-        for t, i in zip(self.labels, self.shown, strict=True):
-            t.set_text(str(lengths[i]))
+        self._band_key = (B, tuple(tuple(map(tuple, b)) for b in bands), tuple(colors))
+        shown = range(0, B, _label_step(B))
+        self.ax.set_xticks(shown, [f"{i}\n({lengths[i]})" for i in shown])
         self.title.set_text(title)
+        ranks = len({r for r, _ in placement}) if placement is not None else 0
+        self._legend(shade if placement is not None else None, ranks)
         return self.fig
 
 
@@ -148,7 +166,7 @@ def sample_weight_bars(
     gaps: Mapping[str, float] | None = None,
     title: str = "",
     key: bool = True,
-    figsize: tuple[float, float] = (7.5, 2.8),
+    figsize: tuple[float, float] = (8.5, 3.4),
     shade: str = "step",
 ) -> Figure:
     """Grouped bars: each sample's weight in the step under each column (e.g. full batch, naive).
@@ -157,9 +175,9 @@ def sample_weight_bars(
     samples of each GA step k alike (all ranks), or with ``shade="rank"`` the samples of each rank
     alike (rank 0 blue, 1 yellow, 2 grey, 3 pink); ``key`` adds a line saying what is drawn;
     ``gaps`` (optional) lists gradient distances to the full batch on that line. With
-    ``key=False`` and no gaps it is the same picture as ``WeightBars(B, columns).update(...)``.
+    ``key=False`` and no gaps it is the same picture as ``WeightBars(columns).update(...)``.
     """
-    bars = WeightBars(len(lengths), list(columns), figsize=figsize)
+    bars = WeightBars(list(columns), figsize=figsize)
     fig = bars.update(lengths, columns, placement=placement, title=title, shade=shade)
     notes = []
     if key:
@@ -176,7 +194,7 @@ def sample_weight_bars(
             + ", ".join(f"{name}: {value:.1e}" for name, value in gaps.items())
         )
     if notes:
-        fig.text(0.98, 0.01, "; ".join(notes), ha="right", va="bottom", fontsize=7)
+        fig.text(0.98, 0.01, "; ".join(notes), ha="right", va="bottom", fontsize=8)
     return fig
 
 

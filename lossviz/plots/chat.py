@@ -12,16 +12,19 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import matplotlib.colors as mcolors
 import numpy as np
+from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.transforms import Affine2D
+
+from .reductions import nice_ceiling
 
 __all__ = [
     "ROLE_COLORS",
     "draw_token_strip",
     "draw_turn_bars",
     "token_strip",
+    "ChatPicture",
     "chat_weights_figure",
     "share_curves",
     "ratio_histogram",
@@ -30,6 +33,8 @@ __all__ = [
 ROLE_COLORS = {"system": "#9e9e9e", "user": "#f28e2b", "assistant": "#4e79a7"}
 _ZERO_COLOR = "#efefef"  # an untrained token: visible, but clearly not green
 _LABEL_LIMIT = 160  # beyond this many tokens, labels would be unreadable and slow to draw
+# token weight 0 .. top -> the light half of Greens (dark greens would hide the role band)
+_WEIGHT_CMAP = mcolors.ListedColormap(matplotlib.colormaps["Greens"](np.linspace(0.1, 0.6, 256)))
 
 
 def _label(piece: str) -> str:
@@ -52,18 +57,26 @@ def _boxes(x: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> np.ndarray:
     )
 
 
+def _weight_colors(weights: np.ndarray, top: float) -> np.ndarray:
+    """``[N, 4]`` RGBA of token weights on the strip's green scale; weight 0 is light grey."""
+    colors = _WEIGHT_CMAP(np.clip(weights / top, 0.0, 1.0))
+    colors[weights <= 0] = mcolors.to_rgba(_ZERO_COLOR)
+    return colors
+
+
 def _strip_geometry(rows, templates, per_row, vmax):
     """Cells, colours, role bands and label positions of a token strip, in cell units (y down).
 
+    Returns ``(cells [N, 4, 2], colours [N, 4], bands [N, 4, 2], band colours, labels, height,
+    line_starts)``, ``line_starts`` holding ``(y, example, first token)`` of every wrapped line.
     Vectorised with numpy: the explorer redraws strips of several hundred tokens per update.
     """
     weights_all = np.concatenate([np.asarray(w, dtype=float) for _, _, w in rows])
     top = float(vmax if vmax is not None else max(weights_all.max(initial=0.0), 1e-12))
-    colors = matplotlib.colormaps["Greens"](0.1 + 0.5 * np.clip(weights_all / top, 0.0, 1.0))
-    colors[weights_all <= 0] = mcolors.to_rgba(_ZERO_COLOR)
+    colors = _weight_colors(weights_all, top)
     role_rgba = {r: mcolors.to_rgba(c) for r, c in ROLE_COLORS.items()}
     band_colors = [role_rgba[r] for _, roles, _ in rows for r in roles]
-    cells, bands, labels = [], [], []
+    cells, bands, labels, starts = [], [], [], []
     y = 0.0
     for k, (pieces, _, _) in enumerate(rows):
         t = np.arange(len(pieces))
@@ -74,13 +87,10 @@ def _strip_geometry(rows, templates, per_row, vmax):
         labels += [
             (xi + 0.48, yi + 0.5, _label(p)) for xi, yi, p in zip(x, yy, pieces, strict=True)
         ]
-        y += ((len(pieces) - 1) // per_row + 1) * 1.4 + 0.6
-    # one PolyCollection per layer: hundreds of Rectangle patches would each build transforms
-    layers = [
-        PolyCollection(np.concatenate(cells), facecolors=colors, edgecolors="none"),
-        PolyCollection(np.concatenate(bands), facecolors=band_colors, edgecolors="none"),
-    ]
-    return layers, labels, y
+        lines = (len(pieces) - 1) // per_row + 1
+        starts += [(y + i * 1.4, k, i * per_row) for i in range(lines)]
+        y += lines * 1.4 + 0.6
+    return np.concatenate(cells), colors, np.concatenate(bands), band_colors, labels, y, starts
 
 
 def draw_token_strip(
@@ -99,9 +109,12 @@ def draw_token_strip(
     ``templates`` (optional, per example): template tokens are drawn as shorter cells. Labels are
     drawn when ``labels`` is True (default: up to 160 tokens); they dominate the drawing time.
     """
-    layers, label_specs, height = _strip_geometry(rows, templates, per_row, vmax)
-    for layer in layers:
-        ax.add_collection(layer)
+    cells, colors, bands, band_colors, label_specs, height, _ = _strip_geometry(
+        rows, templates, per_row, vmax
+    )
+    # one PolyCollection per layer: hundreds of Rectangle patches would each build transforms
+    ax.add_collection(PolyCollection(cells, facecolors=colors, edgecolors="none"))
+    ax.add_collection(PolyCollection(bands, facecolors=band_colors, edgecolors="none"))
     if labels if labels is not None else len(label_specs) <= _LABEL_LIMIT:
         for x, y, text in label_specs:
             ax.text(x, y, text, ha="center", va="center", fontsize=6)
@@ -153,6 +166,108 @@ def token_strip(
     return fig
 
 
+class ChatPicture:
+    """The chat explorer's picture: token strips on top, one bar per turn below.
+
+    Strip: each token a cell coloured by its weight (colour bar), a thin band below it in its
+    role's colour, template tokens as shorter cells; lines wrap every ``per_row`` tokens and the
+    y axis names each line's example and first token. Bars: each turn's share of the loss (or
+    total weight), coloured by role. :meth:`update` moves cells, bands, bars, the names of lines
+    and turns and both scales (``dynamic``); ``static_key()`` names the rest (the bars' title),
+    so an explorer's :class:`~lossviz.widgets.Canvas` redraws only what moved.
+    """
+
+    def __init__(self, per_row: int = 32, *, dpi: int = 80) -> None:
+        self.per_row = per_row
+        self.fig = fig = Figure(figsize=(9.0, 5.2), dpi=dpi)
+        self.strip = strip = fig.add_axes((0.13, 0.52, 0.74, 0.37))
+        cax = fig.add_axes((0.885, 0.52, 0.015, 0.37))
+        self.bars_ax = bars_ax = fig.add_axes((0.13, 0.1, 0.74, 0.25))
+        self.cells = PolyCollection([], edgecolors="none")
+        self.bands = PolyCollection([], edgecolors="none")
+        strip.add_collection(self.cells)
+        strip.add_collection(self.bands)
+        strip.set_xlim(-0.2, per_row + 0.2)
+        strip.set_xticks(range(0, per_row + 1, 8))
+        strip.set_xlabel(f"token position within the line ({per_row} tokens a line)")
+        strip.tick_params(left=False)
+        strip.set_title("each token's weight W (cell colour) and role (band under it)", fontsize=11)
+        self.scale = ScalarMappable(cmap=_WEIGHT_CMAP)
+        self.scale.set_clim(0.0, 1.0)
+        self.colorbar = fig.colorbar(self.scale, cax=cax)
+        self.colorbar.set_label("token weight W")
+        self.turn_bars = PolyCollection([], edgecolors="none")
+        bars_ax.add_collection(self.turn_bars)
+        bars_ax.axhline(0.0, color="#999999", lw=1.0)
+        bars_ax.set_xlabel("turn (message) and its role")
+        bars_ax.grid(axis="y", color="#dddddd", lw=0.6)
+        bars_ax.set_axisbelow(True)
+        handles = [Patch(color=c, label=r) for r, c in ROLE_COLORS.items()]
+        handles.append(
+            Patch(facecolor=_ZERO_COLOR, edgecolor="#bbbbbb", label="weight 0 (not trained)")
+        )
+        handles.append(
+            Patch(facecolor="none", edgecolor="none", label="short cell: template token")
+        )
+        fig.legend(handles=handles, loc="upper center", ncol=5, frameon=False, fontsize=9)
+        # the strip's lines and the turns' names follow the sliders: redrawn with the data
+        # and so do the colour bar's and the bars' scales (a prompt weight moves both)
+        self.dynamic = [
+            self.cells,
+            self.bands,
+            strip.yaxis,
+            self.colorbar.ax,
+            self.turn_bars,
+            bars_ax.xaxis,
+            bars_ax.yaxis,
+        ]
+
+    def static_key(self) -> tuple:
+        return (self.bars_ax.get_title(),)
+
+    def update(
+        self,
+        rows: Sequence[tuple[Sequence[str], Sequence[str], Sequence[float]]],
+        templates: Sequence[Sequence[bool]],
+        turn_roles: Sequence[str],
+        totals: Sequence[float],
+        *,
+        ylabel: str = "share of the loss",
+    ) -> Figure:
+        """``rows``: one ``(pieces, roles, weights)`` per example; ``totals: [M]`` per turn."""
+        weights_all = np.concatenate([np.asarray(w, dtype=float) for _, _, w in rows])
+        top = nice_ceiling(float(weights_all.max(initial=0.0)))
+        cells, colors, bands, band_colors, _, height, starts = _strip_geometry(
+            rows, templates, self.per_row, top
+        )
+        self.cells.set_verts(cells)
+        self.cells.set_facecolors(colors)
+        self.bands.set_verts(bands)
+        self.bands.set_facecolors(band_colors)
+        self.strip.set_ylim(max(height, 4 * 1.4), -0.2)
+        several = len(rows) > 1
+        self.strip.set_yticks(
+            [y + 0.5 for y, _, _ in starts],
+            [(f"ex {k}, " if several else "") + f"token {t}" for _, k, t in starts],
+        )
+        self.scale.set_clim(0.0, top)
+        n = len(totals)
+        x = np.arange(n, dtype=float)
+        h = np.asarray(totals, dtype=float)
+        zero = np.zeros(n)
+        corners = [
+            np.stack(c, 1) for c in ((x - 0.4, zero), (x + 0.4, zero), (x + 0.4, h), (x - 0.4, h))
+        ]
+        self.turn_bars.set_verts(np.stack(corners, 1))
+        self.turn_bars.set_facecolors([ROLE_COLORS[r] for r in turn_roles])
+        self.bars_ax.set_xlim(-0.6, max(n, 4) - 0.4)
+        self.bars_ax.set_xticks(x, [f"{k} {r}" for k, r in enumerate(turn_roles)])
+        self.bars_ax.set_ylim(0.0, nice_ceiling(1.05 * float(h.max(initial=0.0))))
+        self.bars_ax.set_ylabel(ylabel)
+        self.bars_ax.set_title(f"each turn's {ylabel}", fontsize=11)
+        return self.fig
+
+
 def chat_weights_figure(
     rows: Sequence[tuple[Sequence[str], Sequence[str], Sequence[float]]],
     templates: Sequence[Sequence[bool]],
@@ -160,38 +275,10 @@ def chat_weights_figure(
     totals: Sequence[float],
     *,
     per_row: int = 32,
+    ylabel: str = "share of the loss",
 ) -> Figure:
-    """The explorer's picture: token strips on top, one bar per turn below (colour = role).
-
-    No Axes and no text: ticks, spines and glyphs cost most of a small figure's drawing time, so
-    strips and bars are collections placed straight on the figure (< 100 ms per redraw); the
-    widget prints the numbers under the picture.
-    """
-    layers, _, strip_h = _strip_geometry(rows, templates, per_row, None)
-    top = max(max(totals), 1e-12)
-    n, bar_h = len(totals), 0.45 * max(strip_h, 6.0)
-    width = per_row / max(n, 1)
-    base = strip_h + 1.2 + bar_h
-    height = base + 2.2
-    fig = Figure(figsize=(7.5, 4.2))
-    # cell units (x right, y down) -> figure fraction, with a small margin
-    to_fig = Affine2D().translate(0.3, 0.3).scale(0.98 / (per_row + 0.6), -0.98 / (height + 0.6))
-    transform = to_fig.translate(0.01, 0.99) + fig.transFigure
-    bars = []
-    for k, value in enumerate(totals):
-        x0, h = k * width + 0.1 * width, bar_h * value / top
-        bars.append(
-            [(x0, base), (x0 + 0.8 * width, base), (x0 + 0.8 * width, base - h), (x0, base - h)]
-        )
-    colors = [ROLE_COLORS[r] for r in turn_roles]
-    # a baseline, so a turn with zero weight still shows where its bar would be
-    bars.append([(0, base), (per_row, base), (per_row, base + 0.12), (0, base + 0.12)])
-    colors.append("#999999")
-    layers.append(PolyCollection(bars, facecolors=colors, edgecolors="none"))
-    for layer in layers:
-        layer.set_transform(transform)
-        fig.add_artist(layer)
-    return fig
+    """The explorer's picture (:class:`ChatPicture`): token strips on top, one bar per turn below."""
+    return ChatPicture(per_row).update(rows, templates, turn_roles, totals, ylabel=ylabel)
 
 
 def share_curves(

@@ -12,12 +12,92 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-from .reductions import PAD_COLOR
+from .reductions import PAD_COLOR, nice_ceiling
 
-__all__ = ["pair_weights_figure"]
+__all__ = ["PairWeightsPicture", "pair_weights_figure"]
 
 _CMAP = matplotlib.colormaps["PiYG"].with_extremes(bad=PAD_COLOR)
+
+
+class PairWeightsPicture:
+    """Heatmap of ``W`` for ``B`` pairs (rows ``chosen #0, rejected #0, chosen #1, ...``), moved in place.
+
+    Built once per number of pairs. :meth:`update` moves the cells, the row names (each row's
+    length and total ``Σ W``) and the colour bar's ticks (``dynamic``); ``static_key()`` names
+    the rest (width, title), so an explorer's :class:`~lossviz.widgets.Canvas` redraws only those.
+    """
+
+    def __init__(self, pairs: int, *, dpi: int = 80) -> None:
+        self.pairs = pairs
+        height = 1.6 + 0.34 * 2 * pairs
+        self.fig = fig = Figure(figsize=(8.0, height), dpi=dpi)
+        # fixed rectangles instead of a constrained layout: the left margin fits the row names,
+        # the bottom one the axis label and the legend (both in inches, so any B fits)
+        bottom, top_margin = 0.95 / height, 0.35 / height
+        self.ax = ax = fig.add_axes((0.3, bottom, 0.52, 1 - bottom - top_margin))
+        cax = fig.add_axes((0.84, bottom, 0.02, 1 - bottom - top_margin))
+        self.image = ax.imshow(
+            np.zeros((2 * pairs, 1)), cmap=_CMAP, aspect="auto", interpolation="nearest"
+        )
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+        ax.set_xlabel("response token t")
+        for b in range(1, pairs):
+            ax.axhline(2 * b - 0.5, color="black", lw=1.0)
+        self.colorbar = fig.colorbar(self.image, cax=cax, label="W = -dL/d logp")
+        handles = [
+            Patch(color=_CMAP(0.9), label="W > 0: descent raises the token's log-prob"),
+            Patch(color=_CMAP(0.1), label="W < 0: lowers it"),
+            Patch(color=PAD_COLOR, label="padding"),
+        ]
+        fig.legend(
+            handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9,
+            bbox_to_anchor=(0.5, 0.0),
+        )  # fmt: skip
+        self.title = ax.set_title("", fontsize=11)
+        # the row names carry each row's total; the colour bar's ticks follow the scale
+        self.dynamic = [self.image, ax.yaxis, self.colorbar.ax]
+
+    def static_key(self) -> tuple:
+        return (self.ax.get_xlim(), self.title.get_text())
+
+    def update(
+        self, w_chosen, w_rejected, chosen_lengths, rejected_lengths, title: str = ""
+    ) -> Figure:
+        """``w_chosen: [B, Tc]``, ``w_rejected: [B, Tr]``; lengths ``[B]``; returns the Figure."""
+        wc, wr = np.asarray(w_chosen, dtype=np.float64), np.asarray(w_rejected, dtype=np.float64)
+        pairs = self.pairs
+        if wc.ndim != 2 or wr.ndim != 2 or wc.shape[0] != pairs or wr.shape[0] != pairs:
+            raise ValueError(
+                f"w_chosen {wc.shape} and w_rejected {wr.shape} must be [B, T] with B = {pairs} pairs"
+            )
+        if len(chosen_lengths) != pairs or len(rejected_lengths) != pairs:
+            raise ValueError(
+                f"{len(chosen_lengths)} chosen lengths but {len(rejected_lengths)} rejected lengths "
+                f"for {pairs} pairs: give one of each per pair"
+            )
+        width = max(wc.shape[1], wr.shape[1], 1)
+        grid = np.full((2 * pairs, width), np.nan)
+        names = []
+        for b in range(pairs):
+            for k, (w, n, kind) in enumerate(
+                ((wc, chosen_lengths[b], "chosen"), (wr, rejected_lengths[b], "rejected"))
+            ):
+                n = int(n)
+                grid[2 * b + k, :n] = w[b, :n]
+                names.append(f"#{b} {kind} n={n}  Σ={np.nansum(w[b, :n]):+.3g}")
+        top = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.0
+        top = nice_ceiling(top) if 0 < top < 1e300 else 1.0  # symmetric about 0: sign = colour
+        self.image.set_data(np.ma.masked_invalid(grid))
+        self.image.set_extent((-0.5, width - 0.5, 2 * pairs - 0.5, -0.5))
+        self.image.set_clim(-top, top)
+        self.ax.set_xlim(-0.5, width - 0.5)
+        self.ax.set_ylim(2 * pairs - 0.5, -0.5)
+        self.ax.set_yticks(range(2 * pairs), names, fontsize=9)
+        self.title.set_text(title)
+        return self.fig
 
 
 def pair_weights_figure(
@@ -33,49 +113,9 @@ def pair_weights_figure(
 
     ``w_chosen: [B, Tc]``, ``w_rejected: [B, Tr]`` (padding anywhere past each row's length is drawn
     grey); ``chosen_lengths``, ``rejected_lengths``: ``[B]`` token counts. The colour scale is symmetric
-    about 0, so the sign reads off the colour.
+    about 0, so the sign reads off the colour. The picture is :class:`PairWeightsPicture`.
     """
-    wc, wr = np.asarray(w_chosen, dtype=np.float64), np.asarray(w_rejected, dtype=np.float64)
     pairs = len(chosen_lengths)
-    if wc.ndim != 2 or wr.ndim != 2 or wc.shape[0] != pairs or wr.shape[0] != pairs:
-        raise ValueError(
-            f"w_chosen {wc.shape} and w_rejected {wr.shape} must be [B, T] with B = {pairs} pairs"
-        )
-    if len(rejected_lengths) != pairs:
-        raise ValueError(f"{pairs} chosen lengths but {len(rejected_lengths)} rejected lengths")
-    width = max(wc.shape[1], wr.shape[1], 1)
-    grid = np.full((2 * pairs, width), np.nan)
-    names = []
-    for b in range(pairs):
-        for k, (w, n, kind) in enumerate(
-            ((wc, chosen_lengths[b], "chosen"), (wr, rejected_lengths[b], "rejected"))
-        ):
-            n = int(n)
-            grid[2 * b + k, :n] = w[b, :n]
-            names.append(f"#{b} {kind} n={n}  Σ={np.nansum(w[b, :n]):+.3g}")
-    top = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.0
-    top = top if top > 0 else 1.0
-    height = 1.2 + 0.34 * 2 * pairs
-    fig = Figure(figsize=(7.2, height), dpi=dpi)
-    # fixed rectangles instead of a constrained layout, which costs most of a redraw; the left
-    # margin fits the row names, the bottom one the axis label (both in inches, so any B fits)
-    bottom, top_margin = 0.55 / height, 0.35 / height
-    ax = fig.add_axes((0.31, bottom, 0.53, 1 - bottom - top_margin))
-    cax = fig.add_axes((0.86, bottom, 0.02, 1 - bottom - top_margin))
-    im = ax.imshow(
-        np.ma.masked_invalid(grid),
-        cmap=_CMAP,
-        vmin=-top,
-        vmax=top,
-        aspect="auto",
-        interpolation="nearest",
+    return PairWeightsPicture(pairs, dpi=dpi).update(
+        w_chosen, w_rejected, chosen_lengths, rejected_lengths, title
     )
-    ax.set_yticks(range(2 * pairs), names, fontsize=8)
-    ax.set_xticks(sorted({0, width - 1}))
-    ax.set_xlabel("response token t")
-    for b in range(1, pairs):
-        ax.axhline(2 * b - 0.5, color="black", lw=1.0)
-    fig.colorbar(im, cax=cax, label="W = -dL/d logp")
-    if title:
-        ax.set_title(title, fontsize=10)
-    return fig

@@ -8,34 +8,45 @@ packed piece, stays white.
 
 from __future__ import annotations
 
-import functools
+import math
 from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
 import torch
-from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.image import BboxImage
-from matplotlib.patches import Patch, PathPatch
-from matplotlib.path import Path
-from matplotlib.textpath import TextPath
-from matplotlib.transforms import Affine2D, Bbox, BboxTransform, TransformedBbox
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "PAD_COLOR",
     "draw_weights",
     "draw_sample_shares",
     "weights_figure",
+    "ReductionPicture",
     "reduction_figure",
+    "nice_ceiling",
 ]
 
 PAD_COLOR = "#b8b8b8"
 _CMAP = ListedColormap(matplotlib.colormaps["Blues"](np.linspace(0.0, 0.95, 256))).with_extremes(
     bad=PAD_COLOR
 )
+_BAR, _EQUAL = "#4a7fb5", "#d95f02"
+
+
+def nice_ceiling(x: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten that is >= ``x`` (> 0): a stable scale top.
+
+    A colour bar or axis whose top is rounded up this way keeps its ticks while the data moves a
+    little, so an explorer redraws only the data.
+    """
+    if not x > 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(x))
+    return next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= x * (1 - 1e-9))
 
 
 def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -60,10 +71,7 @@ def draw_weights(
     vmax: float | None = None,
     annotate: bool = False,
 ):
-    """Heatmap of ``W: [B, T]`` on ``ax``; ``pad: [B, T]`` bool cells are grey. Returns the image.
-
-    Only the first and last positions get a tick: tick labels are most of a redraw's cost.
-    """
+    """Heatmap of ``W: [B, T]`` on ``ax``; ``pad: [B, T]`` bool cells are grey. Returns the image."""
     values = _numpy(w)
     shown = np.ma.masked_array(values, mask=pad)
     top = float(vmax if vmax is not None else (values.max() if values.size else 1.0)) or 1.0
@@ -74,8 +82,8 @@ def draw_weights(
             if not pad[b, t]:
                 color = "white" if v > 0.6 * top else "black"
                 ax.text(t, b, f"{v:.2g}", ha="center", va="center", fontsize=7, color=color)
-    ax.set_yticks(range(rows))
-    ax.set_xticks(sorted({0, cols - 1}))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_xlabel("position t")
     ax.set_ylabel("row b")
     if title:
@@ -83,37 +91,57 @@ def draw_weights(
     return im
 
 
-def draw_sample_shares(ax, shares: Sequence[float], token_counts: Sequence[float]) -> None:
-    """Bars of each sample's share of the loss, with the two reference levels.
+def draw_sample_shares(ax, shares: Sequence[float], token_counts: Sequence[float]) -> dict:
+    """Bars of each sample's share of the loss, with the two reference levels; returns the artists.
 
-    "every sample equal" is the dashed line ``1/B``; "every token equal" is the black tick ``n_b / N``
-    on each bar (token mean's share). The axis is off and everything is labelled in place: ticks and
-    a legend would cost half of a redraw, and the explorer redraws on every slider step.
+    "every sample equal" is the dashed line ``1/S``; "every token equal" is the black tick
+    ``n_b / N`` on each bar (token mean's share). Sample ``b`` is labelled with its ``n_b`` tokens.
+    The artists (``bars``, ``equal``, ``token_ticks``) can be moved by :func:`_move_shares`.
     """
+    n = len(shares)
+    x = np.arange(n)
+    artists = {
+        "bars": ax.bar(x, np.zeros(n), color=_BAR, width=0.6, label="share of the loss"),
+        "equal": ax.axhline(0.0, color=_EQUAL, ls="--", lw=1.5, label="every sample equal (1/S)"),
+        "token_ticks": ax.hlines(
+            np.zeros(n),
+            x - 0.32,
+            x + 0.32,
+            color="black",
+            lw=2.5,
+            label="every token equal (n_b/N)",
+        ),
+    }
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_xlabel("sample (its trained tokens n_b)")
+    ax.set_ylabel("share of the loss")
+    ax.set_title("each sample's share of the loss", fontsize=11)
+    _move_shares(ax, artists, shares, token_counts)
+    return artists
+
+
+def _move_shares(ax, artists: dict, shares: Sequence[float], token_counts: Sequence[float]) -> None:
+    """Set the bars, the ``1/S`` line, the ``n_b/N`` ticks, tick labels and y range to new values."""
     shares = np.asarray(shares, dtype=np.float64)
     counts = np.asarray(token_counts, dtype=np.float64)
-    x = np.arange(len(shares))
-    equal = 1.0 / len(shares)
+    n = len(shares)
+    x = np.arange(n)
+    equal = 1.0 / n
     token_share = counts / counts.sum() if counts.sum() > 0 else np.zeros_like(counts)
-    top = max(1.3 * max(shares.max(), token_share.max(), equal), 0.05)
-    ax.bar(x, shares, color="#4a7fb5", width=0.6)
-    ax.axhline(equal, color="#d95f02", ls="--", lw=1.5)
-    ax.hlines(token_share, x - 0.32, x + 0.32, color="black", lw=2.5)
-    ax.axhline(0.0, color="black", lw=0.8)
-    ax.set_xlim(-0.6, len(shares) + 0.1)
-    ax.set_ylim(-0.12 * top, top)
-    ax.set_axis_off()
-    for i, n in enumerate(counts):
-        ax.text(i, -0.02 * top, f"n={int(n)}", ha="center", va="top", fontsize=8)
-    ax.text(len(shares) - 0.35, equal, f"1/{len(shares)}", color="#d95f02", fontsize=8, va="bottom")
-    ax.text(
-        -0.55,
-        0.98 * top,
-        "- - every sample equal (1/B)\n\u2014 every token equal (n_b/N)",
-        fontsize=8,
-        va="top",
+    bars = artists["bars"]
+    if n > len(bars):
+        raise ValueError(f"{n} shares for {len(bars)} bars: build the picture for {n} samples")
+    for i, bar in enumerate(bars):  # bars past the n samples are hidden, not removed
+        bar.set_height(shares[i] if i < n else 0.0)
+        bar.set_visible(i < n)
+    artists["equal"].set_ydata([equal, equal])
+    artists["token_ticks"].set_segments(
+        [[(xi - 0.32, s), (xi + 0.32, s)] for xi, s in zip(x, token_share, strict=True)]
     )
-    ax.set_title("each sample's share of the loss", fontsize=10)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_xticks(x, [f"{i}\n(n={int(c)})" for i, c in enumerate(counts)])
+    ax.set_ylim(0.0, nice_ceiling(1.1 * max(shares.max(), token_share.max(), equal)))
 
 
 def weights_figure(
@@ -153,46 +181,67 @@ def weights_figure(
     return fig
 
 
-@functools.lru_cache(maxsize=512)
-def _glyphs(text: str, size: float) -> tuple[Path, Bbox]:
-    """Outline of ``text`` in points (baseline at y = 0) and its extent; cached, labels repeat."""
-    path = TextPath((0.0, 0.0), text, prop=FontProperties(size=size))
-    return path, path.get_extents()
+class ReductionPicture:
+    """The reduction explorer's picture for up to ``S`` samples: ``W`` heatmap with its colour bar
+    beside each sample's share of the loss; :meth:`update` moves it to new numbers, returns the Figure.
 
-
-def _label(
-    fig: Figure,
-    x: float,
-    y: float,
-    text: str,
-    *,
-    size: float = 8,
-    color: str = "black",
-    ha: str = "left",
-    va: str = "baseline",
-) -> float:
-    """Draw ``text`` at figure fraction ``(x, y)`` as a filled path; returns its right end (fraction).
-
-    A path is drawn ~10x faster than a Text (no glyph rasterising on every redraw) and looks the same.
+    Built once; what changes with the numbers (the heatmap and its axes, the colour bar, the bars
+    and their names) is listed in ``dynamic``, and ``static_key()`` names the rest (the reduction
+    in the title, the shares' scale), so an explorer's :class:`~lossviz.widgets.Canvas` redraws
+    only those.
     """
-    path, ext = _glyphs(text, size)
-    dx = {"left": -ext.x0, "center": -0.5 * (ext.x0 + ext.x1), "right": -ext.x1}[ha]
-    dy = {"baseline": 0.0, "top": -ext.y1, "center": -0.5 * (ext.y0 + ext.y1), "bottom": -ext.y0}[
-        va
-    ]
-    width_in, height_in = fig.get_size_inches()
-    at = Affine2D().translate(dx, dy).scale(1 / 72).translate(x * width_in, y * height_in)
-    patch = PathPatch(
-        path, transform=at + fig.dpi_scale_trans, facecolor=color, edgecolor="none", label=text
-    )
-    fig.add_artist(patch)
-    return x + (dx + ext.x1) / 72 / width_in
 
+    def __init__(self, num_samples: int, *, dpi: int = 80) -> None:
+        self.fig = fig = Figure(figsize=(10.0, 3.6), dpi=dpi)
+        self.heat = fig.add_axes((0.065, 0.2, 0.42, 0.64))
+        cax = fig.add_axes((0.5, 0.2, 0.012, 0.64))
+        self.shares = fig.add_axes((0.655, 0.2, 0.33, 0.64))
+        self.image = draw_weights(self.heat, np.zeros((1, 1)), np.zeros((1, 1), bool), vmax=1.0)
+        self.colorbar = fig.colorbar(self.image, cax=cax)
+        self.colorbar.set_label("weight W[b, t]")
+        self.title = self.heat.set_title("", fontsize=11)
+        self.bars = draw_sample_shares(self.shares, np.zeros(num_samples), np.ones(num_samples))
+        handles = [
+            Patch(color=PAD_COLOR, label="padding (no sample)"),
+            Patch(color=_BAR, label="share of the loss"),
+            Line2D([], [], color=_EQUAL, ls="--", lw=1.5, label="every sample equal (1/S)"),
+            Line2D([], [], color="black", lw=2.5, label="every token equal (n_b/N)"),
+        ]
+        fig.legend(handles=handles, loc="upper center", ncol=4, frameon=False, fontsize=9)
+        # redrawn on every update; the rest (axes, colour bar, legend) only when static_key changes
+        self.dynamic = [
+            self.image,
+            self.heat.xaxis,  # the batch's width and rows follow the lengths and the sample count
+            self.heat.yaxis,
+            self.colorbar.ax,  # its ticks follow the largest weight
+            *self.bars["bars"],
+            self.bars["equal"],
+            self.bars["token_ticks"],
+            self.shares.xaxis,  # its labels carry each sample's token count
+        ]
 
-def _panel(data: tuple[float, float, float, float], rect: tuple[float, ...]) -> BboxTransform:
-    """Transform from data ``(x0, y0, x1, y1)`` to the figure-fraction ``rect`` (no Axes needed)."""
-    x0, y0, x1, y1 = rect
-    return BboxTransform(Bbox([data[:2], data[2:]]), Bbox([[x0, y0], [x1, y1]]))
+    def static_key(self) -> tuple:
+        return (self.title.get_text(), self.shares.get_ylim())
+
+    def update(
+        self,
+        w: torch.Tensor | np.ndarray,
+        pad: np.ndarray,
+        shares: Sequence[float],
+        token_counts: Sequence[float],
+        reduction: str,
+    ) -> Figure:
+        """``w, pad: [B, T]`` (weights, padding cells); ``shares, token_counts: [S]``."""
+        values = _numpy(w)
+        rows, cols = values.shape
+        self.image.set_data(np.ma.masked_array(values, mask=pad))
+        self.image.set_extent((-0.5, cols - 0.5, rows - 0.5, -0.5))
+        self.heat.set_xlim(-0.5, cols - 0.5)
+        self.heat.set_ylim(rows - 0.5, -0.5)
+        self.image.set_clim(0.0, nice_ceiling(float(values.max()) if values.size else 0.0))
+        self.title.set_text(f"weight W[b, t] of each token under {reduction}")
+        _move_shares(self.shares, self.bars, shares, token_counts)
+        return self.fig
 
 
 def reduction_figure(
@@ -206,77 +255,7 @@ def reduction_figure(
 ) -> Figure:
     """The explorer's picture: ``W`` heatmap (grey padding) beside each sample's share of the loss.
 
-    ``w, pad: [B, T]``; ``shares, token_counts: [S]``. No Axes and no Text: an Axes with its ticks
-    costs more than the whole picture and every Text is rasterised glyph by glyph on each redraw,
-    while the explorer redraws on every slider step. So the heatmap is one image, the shares panel
-    a few collections placed on the figure, and the labels cached glyph outlines. The shares panel
-    shows what :func:`draw_sample_shares` shows: bars, dashed ``1/S``, black ``n_b / N`` ticks.
+    ``w, pad: [B, T]``; ``shares, token_counts: [S]``. The same picture as
+    :class:`ReductionPicture` (which the explorer keeps and moves instead of building a new one).
     """
-    values = _numpy(w)
-    rows, cols = values.shape
-    top_w = float(values.max()) if values.size else 0.0
-    fig = Figure(figsize=(9.0, 2.9), dpi=dpi)
-    # heatmap: one image in a fixed rectangle (row 0 on top), on the same colours as draw_weights
-    heat = (0.06, 0.17, 0.6, 0.84)
-    image = BboxImage(
-        TransformedBbox(Bbox([heat[:2], heat[2:]]), fig.transFigure),
-        cmap=_CMAP,
-        interpolation="nearest",
-    )
-    image.set_data(np.ma.masked_array(values, mask=pad))
-    image.set_clim(0.0, top_w or 1.0)
-    fig.add_artist(image)
-    end = _label(fig, heat[0], 0.89, f"W[b, t] under {reduction}: white 0 \u2192 dark ", size=10)
-    _label(fig, end + 0.004, 0.89, f"{top_w:.3g}", size=10)  # outlines drop the trailing space
-    _label(fig, heat[0], 0.12, "position t = 0", va="top")
-    _label(fig, heat[2], 0.12, f"t = {cols - 1}", va="top", ha="right")
-    mid = heat[0] + 0.5 * (heat[2] - heat[0])
-    _label(fig, mid, 0.12, "grey: padding (no sample)", va="top", ha="center", color="#707070")
-    _label(fig, 0.055, heat[3], "row 0", va="top", ha="right")
-    if rows > 1:
-        _label(fig, 0.055, heat[1], f"row {rows - 1}", va="bottom", ha="right")
-
-    # shares: bars, the "every sample equal" line and the "every token equal" ticks
-    shares_np = np.asarray(shares, dtype=np.float64)
-    counts = np.asarray(token_counts, dtype=np.float64)
-    n = len(shares_np)
-    x = np.arange(n, dtype=np.float64)
-    equal = 1.0 / n
-    token_share = counts / counts.sum() if counts.sum() > 0 else np.zeros_like(counts)
-    top = max(1.3 * max(shares_np.max(), token_share.max(), equal), 0.05)
-    to_frac = _panel((-0.6, -0.12 * top, n + 0.1, top), (0.66, 0.05, 0.99, 0.86))
-    to_fig = to_frac + fig.transFigure
-    bars = [
-        [(xi - 0.3, 0.0), (xi + 0.3, 0.0), (xi + 0.3, h), (xi - 0.3, h)]
-        for xi, h in zip(x, shares_np, strict=True)
-    ]
-    ticks = [[(xi - 0.32, s), (xi + 0.32, s)] for xi, s in zip(x, token_share, strict=True)]
-    ends = [(-0.6, n + 0.1)]
-    artists = [
-        PolyCollection(bars, facecolors="#4a7fb5", edgecolors="none", transform=to_fig),
-        LineCollection(
-            [[(a, equal), (b, equal)] for a, b in ends],
-            colors="#d95f02",
-            linestyles="--",
-            linewidths=1.5,
-            transform=to_fig,
-        ),
-        LineCollection(ticks, colors="black", linewidths=2.5, transform=to_fig),
-        LineCollection(
-            [[(a, 0.0), (b, 0.0)] for a, b in ends],
-            colors="black",
-            linewidths=0.8,
-            transform=to_fig,
-        ),
-    ]
-    for artist in artists:
-        fig.add_artist(artist)
-    for i, c in enumerate(counts):
-        _label(fig, *to_frac.transform((i, -0.02 * top)), f"n={int(c)}", ha="center", va="top")
-    x_eq, y_eq = to_frac.transform((n - 0.35, equal))
-    _label(fig, x_eq, y_eq + 0.015, f"1/{n}", color="#d95f02", va="bottom")
-    left, high = to_frac.transform((-0.55, 0.98 * top))
-    _label(fig, left, high, "- - every sample equal (1/B)", va="top")
-    _label(fig, left, high - 0.06, "\u2014 every token equal (n_b/N)", va="top")
-    _label(fig, 0.66, 0.89, "each sample's share of the loss", size=10)
-    return fig
+    return ReductionPicture(len(shares), dpi=dpi).update(w, pad, shares, token_counts, reduction)

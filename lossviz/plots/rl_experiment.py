@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-__all__ = ["RL_ARM_COLORS", "METRIC_LABELS", "rl_curves", "rl_figure"]
+__all__ = ["RL_ARM_COLORS", "METRIC_LABELS", "RLCurvesPicture", "rl_curves", "rl_figure"]
 
 RL_ARM_COLORS = {
     "grpo": "#d62728",
@@ -49,16 +50,97 @@ def _as_array(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
-def _draw(ax, results: dict, arm: str, seeds: list[int], metric: str, color: str) -> None:
+def _curves(
+    results: dict, arm: str, seeds: list[int], metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[S, K]`` values of ``metric`` per seed and step (NaN where a step had none), and their mean."""
     runs = {r["seed"]: r for r in results["runs"] if r["arm"] == arm}
     curves = np.array([_as_array(runs[s]["curves"][metric]) for s in seeds])
-    steps = np.arange(1, curves.shape[1] + 1)
-    for row in curves:
-        ax.plot(steps, row, color=color, lw=0.6, alpha=0.45)
     with np.errstate(invalid="ignore"):  # a step where no seed had such a response
         counts = np.sum(~np.isnan(curves), axis=0)
         mean = np.where(counts > 0, np.nansum(curves, axis=0) / np.maximum(counts, 1), np.nan)
+    return curves, mean
+
+
+def _draw(ax, results: dict, arm: str, seeds: list[int], metric: str, color: str) -> None:
+    curves, mean = _curves(results, arm, seeds, metric)
+    steps = np.arange(1, curves.shape[1] + 1)
+    for row in curves:
+        ax.plot(steps, row, color=color, lw=0.6, alpha=0.45)
     ax.plot(steps, mean, color=color, lw=2.0, label=f"{arm}: mean of {len(seeds)} seeds")
+
+
+class RLCurvesPicture:
+    """One panel per arm: a metric per RL step, thin lines = seeds, thick = their mean.
+
+    Fixed panel rectangles, no layout engine (which costs more than the drawing); :meth:`update`
+    switches the metric (lines, shared y axis, title).
+    """
+
+    def __init__(
+        self,
+        results: dict,
+        arms: Sequence[str] | None,
+        seeds: Sequence[int] | None,
+        metric: str = "reward",
+        *,
+        dpi: int = 80,
+    ) -> None:
+        self.results = results
+        self.arms, self.seeds = _choose(results, arms, seeds)
+        n = len(self.arms)
+        width = 2.6 * n + 1.0
+        self.fig = fig = Figure(figsize=(width, 3.4), dpi=dpi)
+        left, gap = 0.85 / width, 0.25 / width
+        panel = (1 - left - 0.15 / width - gap * (n - 1)) / n
+        self.axes, self.lines = [], []
+        for i, arm in enumerate(self.arms):
+            ax = fig.add_axes(
+                (left + i * (panel + gap), 0.27, panel, 0.56),
+                sharey=self.axes[0] if self.axes else None,
+            )
+            ax.tick_params(labelleft=i == 0)
+            color = RL_ARM_COLORS.get(arm, f"C{i}")
+            _draw(ax, results, arm, self.seeds, metric, color)
+            self.lines.append(list(ax.lines))
+            ax.set_title(results["arms"][arm].get("label", arm), fontsize=10)
+            ax.set_xlabel("RL step")
+            ax.grid(alpha=0.3)
+            self.axes.append(ax)
+        key = [
+            Line2D([], [], color="0.4", lw=0.6, alpha=0.6, label="one seed"),
+            Line2D([], [], color="0.4", lw=2.0, label=f"mean of {len(self.seeds)} seeds"),
+        ]
+        fig.legend(handles=key, loc="lower center", ncol=2, frameon=False, fontsize=9)
+        self.title = fig.suptitle("", fontsize=11)
+        self.dynamic = [
+            *(line for lines in self.lines for line in lines),
+            self.axes[0].yaxis,
+            self.title,
+        ]
+
+    def static_key(self) -> tuple:
+        return ()
+
+    def update(self, metric: str) -> Figure:
+        """Show ``metric`` (a key of :data:`METRIC_LABELS`); returns the Figure."""
+        if metric not in METRIC_LABELS:
+            raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
+        values = []
+        for arm, lines in zip(self.arms, self.lines, strict=True):
+            curves, mean = _curves(self.results, arm, self.seeds, metric)
+            for line, row in zip(lines, [*curves, mean], strict=True):
+                line.set_ydata(row)
+            values.append(curves)
+        every = np.concatenate([c.ravel() for c in values])
+        lo, hi = (np.nanmin(every), np.nanmax(every)) if np.isfinite(every).any() else (0.0, 1.0)
+        pad = 0.05 * (hi - lo) or 0.5
+        for ax in self.axes:  # each panel: none may autoscale to the metric it was built with
+            ax.set_ylim(lo - pad, hi + pad)
+            ax.set_autoscale_on(False)
+        self.axes[0].set_ylabel(METRIC_LABELS[metric])
+        self.title.set_text(f"{METRIC_LABELS[metric]} per RL step, one panel per arm")
+        return self.fig
 
 
 def rl_curves(
@@ -70,16 +152,7 @@ def rl_curves(
     """One panel per arm: ``metric`` per RL step, thin lines = seeds, thick = mean over seeds."""
     if metric not in METRIC_LABELS:
         raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
-    arms, seeds = _choose(results, arms, seeds)
-    fig = Figure(figsize=(2.3 * len(arms) + 0.8, 2.9), dpi=80, layout="constrained")
-    axes = fig.subplots(1, len(arms), sharey=True, squeeze=False)[0]
-    for i, (ax, arm) in enumerate(zip(axes, arms, strict=True)):
-        _draw(ax, results, arm, seeds, metric, RL_ARM_COLORS.get(arm, f"C{i}"))
-        ax.set_title(results["arms"][arm].get("label", arm), fontsize=8)
-        ax.set_xlabel("RL step")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(METRIC_LABELS[metric], fontsize=8)
-    return fig
+    return RLCurvesPicture(results, arms, seeds, metric).update(metric)
 
 
 def rl_figure(results: dict) -> Figure:

@@ -8,6 +8,7 @@ full-batch one, next to the float-rounding distance of the global fix. The inten
 
 from __future__ import annotations
 
+import functools
 from functools import lru_cache
 
 import ipywidgets as W
@@ -19,7 +20,7 @@ from ..devices import available_devices, describe_devices
 from ..model import TinyConfig
 from ..plots.accumulation import WeightBars
 from ..reductions import weights
-from .base import EdgeCase, Explorer, View, check_finite, parse_list
+from .base import Canvas, EdgeCase, Explorer, View, check_finite, parse_list
 
 __all__ = ["render_accumulation", "accumulation_explorer", "GRADIENT_TOKEN_BUDGET"]
 
@@ -33,7 +34,6 @@ MAX_LENGTH = 512
 # A smaller model than the default keeps one gradient comparison near 20 ms on a laptop CPU; one
 # head halves the attention softmax and mask work, which dominates at a few hundred tokens.
 _WIDGET_MODEL = TinyConfig(vocab_size=32, d_model=16, n_heads=1, n_layers=1, max_len=MAX_LENGTH + 1)
-_BARS: dict[int, WeightBars] = {}  # one reusable figure per number of bars: no Figure per update
 _COLUMNS = ("full batch", "naive", "global")
 
 
@@ -48,21 +48,6 @@ def _attention_cells(lengths: list[int], plan: list[list[list[int]]]) -> int:
     return full + parts
 
 
-def _bars(B: int) -> WeightBars:
-    if B not in _BARS:
-        if len(_BARS) >= 8:  # a few layouts are enough; drop the oldest
-            _BARS.pop(next(iter(_BARS)))
-        _BARS[B] = WeightBars(B, _COLUMNS)
-    return _BARS[B]
-
-
-@lru_cache(maxsize=4)
-def _model(device: str):
-    from ..model import TinyCausalLM
-
-    return TinyCausalLM(_WIDGET_MODEL).to(device)
-
-
 @lru_cache(maxsize=256)
 def _gaps(lengths: tuple, G: int, R: int, normalize: str, device: str) -> dict[str, float]:
     """L2 distance to the full-batch gradient: the global fix (float rounding) and ``normalize``.
@@ -71,6 +56,7 @@ def _gaps(lengths: tuple, G: int, R: int, normalize: str, device: str) -> dict[s
     token mean every normalization adds them with one scalar each (``1/N`` global,
     ``1/(n_k G R)`` naive, ``1/(G R)`` sum), as the GA loop's ``.grad`` accumulates them.
     """
+    from ..model import TinyCausalLM
     from ..step_gradients import _rows_losses, flat_grad, token_batch, weighted_grad
 
     batch = token_batch(list(lengths), vocab_size=_WIDGET_MODEL.vocab_size, seed=0)
@@ -79,7 +65,8 @@ def _gaps(lengths: tuple, G: int, R: int, normalize: str, device: str) -> dict[s
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: one thread avoids contention with the kernel
     try:
-        model = _model(device)
+        # a model of its own per call: its .grad is written below, so no cached model is shared
+        model = TinyCausalLM(_WIDGET_MODEL).to(device)
         full = weighted_grad(model, batch, weights(mask))
         parts = []  # (tokens n_k, g_k) per non-empty micro-batch
         for rows in (mb for rank in plan for mb in rank if mb):
@@ -123,8 +110,14 @@ def render_accumulation(
     world_size: int = 1,
     normalization: str = "naive",
     device: str = "cpu",
+    *,
+    canvas: Canvas | None = None,
 ) -> View:
-    """Per-sample weights of one step (full batch, naive, global) and the gradient gap."""
+    """Per-sample weights of one step (full batch, naive, global) and the gradient gap.
+
+    Without ``canvas`` the bars are a new Figure; the explorer passes its own canvas, which keeps
+    one :class:`WeightBars` and redraws only what moved.
+    """
     pool = _parse_lengths(lengths)
     if normalization not in NORMALIZATIONS:
         raise EdgeCase(f"choose a normalization among {NORMALIZATIONS}")
@@ -162,15 +155,14 @@ def render_accumulation(
             f"{GRADIENT_MAX_MICRO_BATCHES} micro-batches (GA x ranks), "
             f"{GRADIENT_TOKEN_BUDGET} tokens, and not when one long sample pads many short ones."
         )
-    lines.append(
-        "Under the bars: tokens per sample; bands: GA steps; sample i runs on rank i mod ranks."
-    )
-    # same picture as plots.sample_weight_bars, drawn into a reused figure (no title or gap line:
-    # every letter in the figure costs a redraw, so the numbers go in the text below)
-    fig = _bars(B).update(
+    lines.append("Sample i runs on rank i mod ranks.")
+    canvas = canvas or Canvas()
+    bars = canvas.picture(_COLUMNS, lambda: WeightBars(_COLUMNS))
+    fig = bars.update(
         batch_lengths,
         {k: v.tolist() for k, v in cols.items()},
         placement=[where[i] for i in range(B)],
+        title="each sample's weight in one optimizer step",
     )
     data = {
         "lengths": batch_lengths,
@@ -178,7 +170,7 @@ def render_accumulation(
         "ratio": ratio.tolist(),
         "gaps": gaps,
     }
-    return View(figure=fig, text="\n".join(lines), data=data)
+    return View(figure=fig, text="\n".join(lines), data=data, png=canvas.png(bars))
 
 
 def accumulation_explorer(
@@ -212,4 +204,5 @@ def accumulation_explorer(
             tooltip=describe_devices(),
         ),
     }
-    return Explorer(render_accumulation, controls, height="380px")
+    render = functools.partial(render_accumulation, canvas=Canvas())
+    return Explorer(render, controls, height="380px")

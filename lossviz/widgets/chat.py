@@ -20,9 +20,9 @@ from ..chat import (
     tokenize,
     turn_weights,
 )
-from ..plots.chat import chat_weights_figure
+from ..plots.chat import ChatPicture
 from ..reductions import weights
-from .base import EdgeCase, Explorer, View, check_finite, parse_list
+from .base import Canvas, EdgeCase, Explorer, View, check_finite, parse_list
 
 __all__ = ["MAX_TURNS", "MAX_LEN", "LAYOUTS", "REDUCTIONS", "parse_lengths", "render_chat"]
 __all__ += ["chat_explorer"]
@@ -55,11 +55,15 @@ def render_chat(
     reduction: str = "token_mean",
     layout: str = "masked",
     train_end_of_turn: bool = True,
+    *,
+    canvas: Canvas | None = None,
 ) -> View:
     """Token strip coloured by each token's weight ``W`` and one bar per turn (its total weight).
 
     ``View.data``: ``examples`` (token count of each example), ``W`` (list of ``[T_k]`` tensors),
     ``turn_totals`` (``[M]``, summed over examples), ``assistant_shares`` (shares of the assistant turns).
+    Without ``canvas`` the picture is a new Figure; the explorer passes its own canvas, which keeps
+    one picture and redraws only what moved.
     """
     if not 1 <= int(turns) <= MAX_TURNS:
         raise EdgeCase(f"choose between 1 and {MAX_TURNS} turns")
@@ -89,13 +93,16 @@ def render_chat(
     check_finite(total=float(totals.sum()))
 
     rows = [(ex.pieces, ex.roles, w.tolist()) for ex, w in zip(examples, w_rows, strict=True)]
-    fig = chat_weights_figure(
+    bar_label = "total weight" if reduction == "sum" else "share of the loss"
+    canvas = canvas or Canvas()
+    picture = canvas.picture("chat", ChatPicture)
+    fig = picture.update(
         rows,
         [ex.template.tolist() for ex in examples],
         [m["role"] for m in msgs],
         totals.tolist(),
+        ylabel=bar_label,
     )
-    bar_label = "total weight" if reduction == "sum" else "share of the loss"
     turn_rows = list(zip(msgs, totals.tolist(), strict=True))
     n_trained = int(sum(float((m == 1).sum()) for m in masks))
     text = "\n".join(
@@ -115,7 +122,7 @@ def render_chat(
         "turn_totals": totals,
         "assistant_shares": shares,
     }
-    return View(figure=fig, text=text, data=data)
+    return View(figure=fig, text=text, data=data, png=canvas.png(picture))
 
 
 def chat_explorer(**defaults) -> Explorer:
@@ -155,4 +162,5 @@ def chat_explorer(**defaults) -> Explorer:
     }
     for name in ("user_lengths", "assistant_lengths"):
         controls[name].continuous_update = False
-    return Explorer(render_chat, controls, height="460px")
+    render = functools.partial(render_chat, canvas=Canvas())
+    return Explorer(render, controls, height="460px")

@@ -9,8 +9,8 @@ import ipywidgets as W
 
 from .. import precision
 from ..devices import available_devices
-from ..plots.precision import ErrorCurvesCanvas, error_curves_figure
-from .base import Explorer, View
+from ..plots.precision import ErrorCurvesPicture
+from .base import Canvas, Explorer, View
 
 __all__ = ["precision_explorer", "render_precision"]
 
@@ -34,12 +34,12 @@ def render_precision(
     reduction: str,
     device: str = "cpu",
     *,
-    canvas: ErrorCurvesCanvas | None = None,
+    canvas: Canvas | None = None,
 ) -> View:
     """Curves for ``reduction`` with a marker at ``num_tokens``; the text gives the numbers there.
 
-    Without ``canvas`` the figure is a new :func:`error_curves_figure`; the explorer passes a canvas,
-    which draws the same picture into a reused Figure (only the marker moves with the slider).
+    Without ``canvas`` the figure is a new picture; the explorer passes its own canvas, which keeps
+    one picture per dtype and reduction and redraws only the marker as the slider moves.
     """
     table = precision.curves()
     i = table.at(int(round(num_tokens)))
@@ -50,8 +50,12 @@ def render_precision(
         for m in precision.METHODS
         if d == dtype or m == "torch"
     }
-    draw = error_curves_figure if canvas is None else canvas.figure
-    fig = draw(table.ns, errors, marker_n=n, title=f"{reduction} of per-token losses")
+    canvas = canvas or Canvas(dpi=_DPI)
+    title = f"relative error of the {reduction} of per-token losses"
+    picture = canvas.picture(
+        (dtype, reduction), lambda: ErrorCurvesPicture(table.ns, errors, title=title, dpi=_DPI)
+    )
+    fig = picture.update(n)
     ref = float(table.reference[reduction][i])
     lines = [f"n = {n:,} tokens, float64 reference {reduction} = {ref:.8g}"]
     for method in precision.METHODS:
@@ -70,6 +74,7 @@ def render_precision(
         figure=fig,
         text="\n".join(lines),
         data={"n": n, "reference": ref, "errors": {k: float(v[i]) for k, v in errors.items()}},
+        png=canvas.png(picture),
     )
 
 
@@ -95,5 +100,5 @@ def precision_explorer(
         ),
         "device": W.Dropdown(options=available_devices(), value="cpu", description="device"),
     }
-    render = functools.partial(render_precision, canvas=ErrorCurvesCanvas(dpi=_DPI))
+    render = functools.partial(render_precision, canvas=Canvas(dpi=_DPI))
     return Explorer(render, controls, dpi=_DPI)

@@ -7,12 +7,14 @@ rejected token ``-1 + rejected_shift``. Both shifts 0 is the first step (policy 
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as W
 import torch
 
 from .. import preference
-from ..plots.preference import pair_weights_figure
-from .base import EdgeCase, Explorer, View, check_finite
+from ..plots.preference import PairWeightsPicture
+from .base import Canvas, EdgeCase, Explorer, View, check_finite
 from .rl import parse_numbers
 
 __all__ = ["preference_explorer", "render_preference"]
@@ -38,8 +40,14 @@ def render_preference(
     gamma: float = 1.0,
     chosen_shift: float = 0.0,
     rejected_shift: float = 0.0,
+    *,
+    canvas: Canvas | None = None,
 ) -> View:
-    """W for each token of each pair under ``loss``; pure (a new Figure each call)."""
+    """W for each token of each pair under ``loss``.
+
+    Pure by default (a new Figure each call); the explorer passes its own ``canvas``, which keeps
+    one picture per number of pairs and redraws only the cells and row names.
+    """
     n_c = parse_numbers(chosen_lengths, int, "chosen length")
     n_r = parse_numbers(rejected_lengths, int, "rejected length")
     if len(n_c) != len(n_r):
@@ -64,8 +72,10 @@ def render_preference(
     w_c, w_r = preference.preference_weights(loss, *args, **kw)
     value = float(preference.pair_loss(loss, *args, **kw))
     check_finite(loss=value)
-    fig = pair_weights_figure(
-        w_c.numpy(), w_r.numpy(), n_c, n_r, title=f"{LABELS[loss]}: W on each response token"
+    canvas = canvas or Canvas()
+    picture = canvas.picture(len(n_c), lambda: PairWeightsPicture(len(n_c)))
+    fig = picture.update(
+        w_c.numpy(), w_r.numpy(), n_c, n_r, f"{LABELS[loss]}: W on each response token"
     )
     total_c = [float(v) for v in w_c.sum(dim=1)]
     total_r = [float(v) for v in w_r.sum(dim=1)]
@@ -88,6 +98,7 @@ def render_preference(
         figure=fig,
         text="\n".join(lines),
         data={"loss": value, "chosen_total": total_c, "rejected_total": total_r},
+        png=canvas.png(picture),
     )
 
 
@@ -117,4 +128,5 @@ def preference_explorer(
             value=0.0, min=-1.0, max=1.0, step=0.05, description="Δ rejected", **slider
         ),
     }
-    return Explorer(render_preference, controls, height="460px")
+    render = functools.partial(render_preference, canvas=Canvas())
+    return Explorer(render, controls, height="460px")

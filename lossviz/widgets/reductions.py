@@ -16,9 +16,9 @@ import torch
 from ..batching import mask_from_lengths, pack_lengths
 from ..cross_entropy import token_losses
 from ..devices import available_devices, describe_devices, resolve_device
-from ..plots.reductions import reduction_figure
+from ..plots.reductions import ReductionPicture
 from ..reductions import REDUCTIONS, sample_weights, weights
-from .base import EdgeCase, Explorer, View, check_finite
+from .base import Canvas, EdgeCase, Explorer, View, check_finite
 
 __all__ = [
     "MAX_SAMPLES",
@@ -99,12 +99,15 @@ def render_reduction(
     device: str = "cpu",
     seed: int = 0,
     dpi: int = 80,
+    canvas: Canvas | None = None,
     **lengths: int,
 ) -> View:
     """Heatmap of ``W``, per-sample shares and the loss under every reduction, for one batch.
 
     ``lengths``: ``length_0 ... length_{MAX_SAMPLES-1}`` (the first ``num_samples`` are used).
     ``View.data`` holds ``lengths``, ``mask``, ``sample_ids``, ``W``, ``shares``, ``losses``, ``device``.
+    Without ``canvas`` the picture is a new Figure; the explorer passes its own canvas, which keeps
+    one picture and redraws only what moved.
     """
     if not 1 <= int(num_samples) <= MAX_SAMPLES:
         raise EdgeCase(f"choose between 1 and {MAX_SAMPLES} samples")
@@ -119,7 +122,9 @@ def render_reduction(
     w = weights(mask, reduction, sample_ids=packed)
     shares = sample_weights(mask, reduction, sample_ids=packed)
     check_finite(loss=losses[reduction], **{f"share_{b}": float(s) for b, s in enumerate(shares)})
-    fig = reduction_figure(w, (ids < 0).numpy(), shares.tolist(), ns, reduction, dpi=dpi)
+    canvas = canvas or Canvas(dpi=dpi)
+    picture = canvas.picture(dpi, lambda: ReductionPicture(MAX_SAMPLES, dpi=dpi))
+    fig = picture.update(w, (ids < 0).numpy(), shares.tolist(), ns, reduction)
     N = sum(ns)
     lines = [
         f"{len(ns)} samples, N = {N} trained tokens, batch {tuple(mask.shape)} ({padding}), "
@@ -141,7 +146,7 @@ def render_reduction(
         "device": str(dev),
         "token_losses": losses_bt.clone(),
     }
-    return View(figure=fig, text=text, data=data)
+    return View(figure=fig, text=text, data=data, png=canvas.png(picture))
 
 
 def reduction_explorer(num_samples: int = 3, reduction: str = "token_mean") -> Explorer:
@@ -188,4 +193,5 @@ def reduction_explorer(num_samples: int = 3, reduction: str = "token_mean") -> E
             W.HTML(f"<small>{describe_devices()}</small>"),
         ]
     )
-    return Explorer(render_reduction, controls, layout=W.HBox([left, right]), height="300px")
+    render = functools.partial(render_reduction, canvas=Canvas())
+    return Explorer(render, controls, layout=W.HBox([left, right]), height="300px")

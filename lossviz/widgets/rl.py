@@ -7,8 +7,8 @@ import functools
 import ipywidgets as W
 
 from .. import rl
-from ..plots.rl import GradientWeightsPicture, gradient_weights_figure
-from .base import EdgeCase, Explorer, View, check_finite, parse_list
+from ..plots.rl import GradientWeightsPicture
+from .base import Canvas, EdgeCase, Explorer, View, check_finite, parse_list
 
 __all__ = ["parse_numbers", "render_rl", "rl_explorer"]
 
@@ -35,12 +35,12 @@ def render_rl(
     mode: str,
     max_length: int = 1024,
     *,
-    pictures: dict[int, GradientWeightsPicture] | None = None,
+    canvas: Canvas | None = None,
 ) -> View:
     """Gradient weight per token and per response for one group under ``mode``.
 
-    Pure by default (a new Figure each call). ``pictures`` (an explorer's own cache, keyed by the
-    number of responses) lets it redraw the same picture into a reused Figure instead.
+    Pure by default (a new Figure each call); the explorer passes its own ``canvas``, which keeps
+    one picture and redraws only the bars and their names.
     """
     ns = parse_numbers(lengths, int, "length")
     adv = parse_numbers(advantages, float, "advantage")
@@ -66,12 +66,9 @@ def render_rl(
     total = [float(v) for v in g.sum(dim=1)]
     check_finite(**{f"the gradient weight of response {b}": v for b, v in enumerate(total)})
     title = f"{m.project} {m.option}={m.name}"
-    if pictures is None:
-        fig = gradient_weights_figure(ns, per_token, title=title)
-    else:
-        if len(ns) not in pictures:
-            pictures[len(ns)] = GradientWeightsPicture(len(ns))
-        fig = pictures[len(ns)].update(ns, per_token, title)
+    canvas = canvas or Canvas()
+    picture = canvas.picture("rl", GradientWeightsPicture)
+    fig = picture.update(ns, per_token, title)
     lines = [
         f"{m.project} {m.option}={m.name} = lossviz {m.reduction}; divides by {m.normalizer}",
         "bars: green < 0, descent raises that response's log-probs; red > 0, it lowers them",
@@ -86,6 +83,7 @@ def render_rl(
         figure=fig,
         text="\n".join(lines),
         data={"per_token": per_token, "total": total, "per_token_abs": push["per_token"].tolist()},
+        png=canvas.png(picture),
     )
 
 
@@ -101,5 +99,4 @@ def rl_explorer(
             value=1024, min=1, max=MAX_LENGTH, description="max_length", continuous_update=False
         ),
     }
-    # its own figure cache: updates redraw one Figure per number of responses in place
-    return Explorer(functools.partial(render_rl, pictures={}), controls)
+    return Explorer(functools.partial(render_rl, canvas=Canvas()), controls)
