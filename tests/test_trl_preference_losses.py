@@ -149,7 +149,7 @@ def test_simpo_equals_trl_cpo_trainer_code():
     ours = preference.pair_loss(
         "simpo", logp[:2], mask[:2], logp[2:], mask[2:], beta=beta, gamma=gamma
     )
-    assert float(ours) == pytest.approx(float(trl_loss), abs=1e-12)  # float64
+    assert ours.item() == pytest.approx(trl_loss.item(), abs=1e-12)  # float64
     w_c, w_r = preference.preference_weights(
         "simpo", logp[:2].detach(), mask[:2], logp[2:].detach(), mask[2:], beta=beta, gamma=gamma
     )
@@ -186,7 +186,7 @@ def test_dft_equals_sft_trainer(tmp_path):
     w = token_gradients.dft_weights(logits, shifted)
     ours = (w * token_losses(logits, shifted)).sum()
     # float32, 3 x 7 tokens: rounding only (seen ~1e-8)
-    assert abs(float(ours.detach()) - float(trl_loss)) < 1e-5
+    assert abs(float(ours.detach()) - trl_loss.item()) < 1e-5
     dft = token_gradients.dft_losses(logits, shifted).sum() / (shifted != -100).sum()
     assert abs(float(ours.detach()) - float(dft.detach())) < 1e-6
     model.zero_grad()
