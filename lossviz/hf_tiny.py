@@ -1,12 +1,19 @@
 """A tiny transformers model from a config and a tokenizer built in memory: nothing is downloaded.
 
-Both exist so that the real trainers (TRL's ``GRPOTrainer`` and ``SFTTrainer``) can run one step here
-on a CPU in well under a second. Needs the ``trainers`` extra (transformers, tokenizers).
+They exist so that the real trainers (transformers' ``Trainer``, TRL's ``GRPOTrainer`` and
+``SFTTrainer``) can run one step here on a CPU in well under a second. Needs the ``trainers``
+extra (transformers, tokenizers).
 """
 
 from __future__ import annotations
 
-__all__ = ["CHATML_TEMPLATE", "CHATML_TRAINING_TEMPLATE", "tiny_model", "tiny_tokenizer"]
+__all__ = [
+    "CHATML_TEMPLATE",
+    "CHATML_TRAINING_TEMPLATE",
+    "tiny_llama",
+    "tiny_model",
+    "tiny_tokenizer",
+]
 
 # ChatML, as Qwen's templates write it: each message, then the assistant header on generation
 CHATML_TEMPLATE = (
@@ -82,3 +89,25 @@ def tiny_model(vocab_size: int, seed: int = 0, dtype=None):
         torch.manual_seed(seed)
         model = Qwen2ForCausalLM(config)
     return model if dtype is None else model.to(dtype)
+
+
+def tiny_llama(vocab_size: int, seed: int):
+    """A 1-layer Llama causal LM (hidden 16) from a config, after ``torch.manual_seed(seed)``.
+
+    Seeds the global generator (not a forked one), as the transformers Trainer measurements and their
+    cached version table were made.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg)

@@ -34,13 +34,14 @@ def measure_eval(
 
     from .batching import _check_lengths
     from .checks import number, positive_int
-    from .trainer_models import samples
-    from .trainer_probe import _pad_collate, _tiny_llama
+    from .hf_tiny import tiny_llama
+    from .trainer_models import VOCAB, samples
+    from .trainer_probe import _pad_collate
 
     lengths = _check_lengths(lengths, allow_zero=False)
     batch_size = positive_int("batch_size", batch_size)
     data = samples(lengths, seed)
-    model = _tiny_llama(seed).eval()
+    model = tiny_llama(VOCAB, seed).eval()
     with torch.no_grad():
         model.lm_head.weight.mul_(number("logit_scale", logit_scale, low=0.0))
 

@@ -87,22 +87,6 @@ class _PlainForward(torch.nn.Module):
         )
 
 
-def _tiny_llama(seed: int) -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-    )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(cfg)
-
-
 def _training_args(out_dir: str, cfg: dict):
     from transformers import TrainingArguments
 
@@ -143,11 +127,12 @@ def run_case(cfg: dict) -> dict:
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
+    from .hf_tiny import tiny_llama
     from .probe import probe
 
     case = cfg["case"]
     expected_normalization(case)  # validates the name
-    model = _tiny_llama(cfg["seed"])
+    model = tiny_llama(VOCAB, cfg["seed"])
     inner = model
     if case == "naive":
         model = _PlainForward(model)
