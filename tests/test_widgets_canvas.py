@@ -82,3 +82,23 @@ def test_two_explorers_share_no_figure():
     for make in STEPS:
         a, b = make(), make()
         assert a.last_view.figure is not b.last_view.figure
+
+
+def test_memo_computes_once_per_canvas_and_keeps_canvases_apart():
+    calls = []
+
+    def square(x):
+        calls.append(x)
+        return [x * x]
+
+    a, b = Canvas(maxsize=1), Canvas(maxsize=1)
+    assert a.memo(square, 3) == [9] and a.memo(square, 3) == [9]
+    assert calls == [3]  # the second call was remembered
+    a.memo(square, 3).append("changed")  # a caller that mutates a result...
+    assert b.memo(square, 3) == [9]  # ...cannot reach another explorer's
+    for x in range(20):  # bounded: 16 * maxsize results, the oldest dropped first
+        a.memo(square, x)
+    assert len(a._results) == 16
+    calls.clear()
+    a.memo(square, 0)
+    assert calls == [0]

@@ -69,15 +69,18 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
 
 
 class Canvas:
-    """One explorer's picture cache: each layout's picture built once, its static parts drawn once.
+    """One explorer's caches: its computed results, and each layout's picture drawn once.
 
-    ``canvas.picture(layout, build)`` returns the picture built by ``build()`` for this layout
-    (kept for up to ``maxsize`` layouts). A picture is any object with ``fig`` (a Figure),
-    ``dynamic`` (the artists an update changes) and ``static_key()`` (changes whenever anything
-    else in the figure changed: a title, a colour scale). :meth:`png` draws the static parts
-    once per static key, keeps those pixels, and per update only restores them and draws the
-    dynamic artists on top (blitting): axes, ticks, labels and legends stay on the picture at
-    the cost of a few changed artists. Each explorer owns its own Canvas.
+    ``canvas.memo(fn, *args)`` returns ``fn(*args)``, computed once per explorer for those
+    arguments (the last ``16 * maxsize`` kept); a result is shared with nothing outside this
+    explorer, so another explorer can never see it change. ``canvas.picture(layout, build)``
+    returns the picture built by ``build()`` for this layout (kept for up to ``maxsize``
+    layouts). A picture is any object with ``fig`` (a Figure), ``dynamic`` (the artists an
+    update changes) and ``static_key()`` (changes whenever anything else in the figure
+    changed: a title, a colour scale). :meth:`png` draws the static parts once per static key,
+    keeps those pixels, and per update only restores them and draws the dynamic artists on top
+    (blitting): axes, ticks, labels and legends stay on the picture at the cost of a few
+    changed artists. Each explorer owns its own Canvas.
     """
 
     def __init__(self, dpi: int = 80, maxsize: int = 8) -> None:
@@ -85,6 +88,19 @@ class Canvas:
         self._pictures: OrderedDict[Hashable, object] = OrderedDict()
         # (id of picture, static key) -> background pixels; a slider moved back finds its own
         self._backgrounds: OrderedDict[tuple[int, Hashable], object] = OrderedDict()
+        self._results: OrderedDict[tuple, object] = OrderedDict()
+
+    def memo(self, fn: Callable[..., object], *args: Hashable) -> object:
+        """``fn(*args)``, remembered by this explorer (``args`` must be hashable)."""
+        key = (fn, *args)
+        if key in self._results:
+            self._results.move_to_end(key)
+            return self._results[key]
+        result = fn(*args)
+        if len(self._results) >= 16 * self.maxsize:
+            self._results.popitem(last=False)
+        self._results[key] = result
+        return result
 
     def picture(self, layout: Hashable, build: Callable[[], object]):
         """The cached picture for ``layout``, built by ``build()`` the first time."""
