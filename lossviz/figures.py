@@ -27,8 +27,13 @@ METADATA = {"Software": None}
 def _weights_token_vs_sample_mean() -> Figure:
     from .batching import mask_from_lengths
     from .plots.reductions import weights_figure
+    from .reductions import sample_weights, weights
 
-    return weights_figure(mask_from_lengths([2, 6, 4]), ["token_mean", "sample_mean"], dpi=DPI)
+    mask = mask_from_lengths([2, 6, 4])
+    names = ("token_mean", "sample_mean")
+    w = {name: weights(mask, name) for name in names}
+    shares = {name: sample_weights(mask, name) for name in names}
+    return weights_figure(w, mask == 0, shares=shares, dpi=DPI)
 
 
 def _experiment_accuracy_by_length() -> Figure:
