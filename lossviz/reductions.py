@@ -41,6 +41,7 @@ __all__ = [
     "weights",
     "reduce",
     "sample_weights",
+    "losses_by_reduction",
     "BatchCounts",
 ]
 
@@ -401,6 +402,25 @@ def sample_weights(
         return per_sample
     total = per_sample.sum()
     return per_sample / total if bool(total > 0) else torch.zeros_like(per_sample)
+
+
+def losses_by_reduction(
+    losses: torch.Tensor, mask: torch.Tensor, *, sample_ids: torch.Tensor | None = None
+) -> dict[str, float]:
+    """``{name: sum_{b,t} W[b, t] * l[b, t]}`` for every registered reduction, default parameters.
+
+    ``losses, mask, sample_ids: [B, T]`` (mask and ids moved to the losses' device). A reduction
+    that has no value here (0/0 with every token ignored) gives NaN.
+    """
+    mask = _as_mask(mask).to(losses.device)
+    ids = None if sample_ids is None else sample_ids.to(losses.device)
+    out = {}
+    for name in REDUCTIONS:
+        try:
+            out[name] = float((weights(mask, name, sample_ids=ids) * losses).sum())
+        except (ValueError, TypeError):
+            out[name] = float("nan")
+    return out
 
 
 def reduction_table() -> list[dict[str, str]]:

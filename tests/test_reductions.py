@@ -154,3 +154,16 @@ def test_bad_masks_and_params():
         lv.reduce(torch.ones(2, 3), torch.ones(2, 4))
     with pytest.raises(ValueError, match="if_empty"):
         lv.weights(torch.ones(1, 3), if_empty="nan")
+
+
+def test_losses_by_reduction_is_each_reductions_sum_of_w_times_l():
+    mask, ids = lv.pack_lengths([3, 1, 4], 6)
+    losses = losses_like(mask, seed=3)
+    got = lv.reductions.losses_by_reduction(losses, mask, sample_ids=ids)
+    assert list(got) == list(lv.REDUCTIONS)
+    for name, value in got.items():
+        w = lv.weights(mask, name, sample_ids=ids)
+        assert value == pytest.approx(float((w * losses).sum()), rel=1e-12)
+    assert got["sum"] == pytest.approx(float(losses.sum()), rel=1e-12)
+    empty = lv.reductions.losses_by_reduction(torch.zeros(1, 3), torch.zeros(1, 3))
+    assert empty["sum"] == 0.0 and empty["token_mean"] != empty["token_mean"]  # 0/0 is NaN
