@@ -9,7 +9,8 @@ The rule a reader can rely on (README, "How it is built"):
   ipywidgets or a lossviz math module, so a plot can never compute ``W``.
 - **widgets** (``lossviz/widgets/``): ipywidgets controls wired to a pure render that calls math
   functions and plots. Never torch (nor a library that runs a model on it): a forward or backward
-  pass belongs to the math layer, which the widget calls.
+  pass belongs to the math layer, which the widget calls. What a widget remembers lives in its
+  explorer's ``Canvas`` (``canvas.memo``), never in a module-level cache shared by every explorer.
 - **app** (:data:`APP_MODULES`: the CLI and the figure script): may import anything below.
 - no import cycles.
 
@@ -32,6 +33,11 @@ WIDGETS_NEVER = {"torch", "transformers", "trl", "accelerate"}
 # entry is exactly what that file still imports. Empty this once those files are fixed.
 KNOWN_VIOLATIONS = {
     ("lossviz/widgets/accumulation.py", "torch"),
+}
+# Widgets that still keep a module-level cache (shared by every explorer); same owners, same fate.
+KNOWN_SHARED_CACHES = {
+    "lossviz/widgets/accumulation.py",
+    "lossviz/widgets/probe.py",
 }
 
 
@@ -251,3 +257,40 @@ def test_every_module_keeps_to_its_layer():
     assert not new, "\n".join(f"{f}:{line} imports {t}: {rule}" for f, line, t, rule in new)
     stale = KNOWN_VIOLATIONS - {(f, t.split(".")[0]) for f, _, t, _ in found}
     assert not stale, f"these no longer break the rule; remove them from KNOWN_VIOLATIONS: {stale}"
+
+
+def module_caches(source: str) -> list[str]:
+    """Names of the functions in ``source`` decorated with a functools cache (``lru_cache``, ``cache``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for dec in node.decorator_list:
+                target = dec.func if isinstance(dec, ast.Call) else dec
+                name = getattr(target, "attr", getattr(target, "id", ""))
+                if name in ("lru_cache", "cache", "cached_property"):
+                    found.append(node.name)
+    return found
+
+
+def test_the_cache_finder_finds_each_spelling():
+    source = (
+        "import functools\nfrom functools import lru_cache, cache\n"
+        "@functools.lru_cache(maxsize=8)\ndef a(): pass\n"
+        "@lru_cache\ndef b(): pass\n"
+        "@cache\ndef c(): pass\n"
+        "def d(): pass\n"
+    )
+    assert module_caches(source) == ["a", "b", "c"]
+
+
+def test_no_widget_shares_a_cache_between_explorers():
+    found = {
+        p.relative_to(PKG.parent).as_posix(): module_caches(p.read_text(encoding="utf-8"))
+        for p in sorted((PKG / "widgets").glob("*.py"))
+    }
+    shared = {f: names for f, names in found.items() if names and f not in KNOWN_SHARED_CACHES}
+    assert not shared, f"remember results with canvas.memo (one cache per explorer): {shared}"
+    stale = {f for f in KNOWN_SHARED_CACHES if not found.get(f)}
+    assert not stale, (
+        f"these keep no module-level cache now; remove them from KNOWN_SHARED_CACHES: {stale}"
+    )
