@@ -91,7 +91,7 @@ from . import precision, rl  # noqa: E402
 __all__ += ["precision", "rl"]
 
 # -- experiment --
-from .training import ExperimentConfig, run_experiment  # noqa: E402
+from .experiments.sft_training import ExperimentConfig, run_experiment  # noqa: E402
 
 __all__ += ["ExperimentConfig", "run_experiment"]
 

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from .accumulation import NORMALIZATIONS, micro_batch_weights, split_batch
-from .cross_entropy import token_losses
-from .model import TinyCausalLM, TinyConfig
-from .reductions import reduce
+from ..accumulation import NORMALIZATIONS, micro_batch_weights, split_batch
+from ..cross_entropy import token_losses
+from ..model import TinyCausalLM, TinyConfig
+from ..reductions import reduce
 from .tasks import (
     EOS,
     Example,
@@ -201,7 +201,7 @@ def greedy_decode(
 ) -> list[list[int]]:
     """Greedy continuations (``max_new`` tokens each) of ``prompts`` left-padded to ``prompt_length``.
 
-    The layout is the one :func:`lossviz.tasks.collate` trains on, so position t means the same.
+    The layout is the one :func:`.tasks.collate` trains on, so position t means the same.
     """
     examples = [Example(tuple(p), (), "", "") for p in prompts]
     ids, _, _, sids = collate(examples, prompt_length=prompt_length)

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from lossviz.cli import main
-from lossviz.experiment import (
+from lossviz.experiments.results import sign_test
+from lossviz.experiments.sft_results import (
     DEFAULT_CACHE,
     RETRAIN_TOLERANCE,
     config_of,
@@ -15,11 +16,10 @@ from lossviz.experiment import (
     paired_summary,
     retrain,
     retrain_gaps,
-    sign_test,
     summarize,
     within_retrain_tolerance,
 )
-from lossviz.training import ARMS, ExperimentConfig
+from lossviz.experiments.sft_training import ARMS, ExperimentConfig
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_cache_was_made_by_the_default_config(cached):
 def test_cache_matches_what_the_current_code_trains(cached, arm, seed):
     """Re-train cached runs from scratch: equal within the spread other CPUs' kernels give.
 
-    RETRAIN_TOLERANCE (lossviz/experiment.py) states each bound and the spread it covers: the first 20
+    RETRAIN_TOLERANCE (lossviz/experiments/sft_results.py) states each bound and the spread it covers: the first 20
     steps to the stored 4 decimals, the whole run within 0.03 in loss and 3 examples of 64. ga_naive
     seed 2 is the run that moved most between kernels (accuracy 0.6094 vs 0.5938).
     """
@@ -231,7 +231,7 @@ def test_the_notebooks_claims_hold_in_the_240_step_cache():
 def test_cli_without_options_is_the_default_config():
     import argparse
 
-    from lossviz.experiment import add_arguments, config_from_args
+    from lossviz.experiments.sft_cli import add_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
