@@ -13,7 +13,18 @@ import statistics
 import tempfile
 from pathlib import Path
 
-__all__ = ["save_results", "check_writable", "fallback_path", "spread", "sign_test"]
+__all__ = ["load_results_file", "save_results", "check_writable", "fallback_path", "spread"]
+__all__ += ["sign_test"]
+
+
+def load_results_file(path: Path, command: str) -> dict:
+    """The results JSON at ``path``; if it is missing, an error naming the command that makes it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no results at {path}; create them with `python -m lossviz {command} --out {path}`"
+        )
+    return json.loads(path.read_text())
 
 
 def save_results(results: dict, path: str | Path) -> Path:

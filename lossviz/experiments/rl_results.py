@@ -7,13 +7,12 @@ rl-experiment --out lossviz/data/rl_experiment_results.json`` rewrites it, see :
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
-from .results import sign_test
+from .results import load_results_file, sign_test
 from .rl_training import METRICS, RLConfig
-from .tasks import Bucket, TaskConfig
+from .tasks import TaskConfig
 
 __all__ = [
     "DEFAULT_RL_CACHE",
@@ -36,23 +35,13 @@ WINDOW = 20  # "late" = the mean over the last WINDOW steps
 
 def load_rl_results(path: str | Path | None = None) -> dict:
     """Read cached RL results (default: the copy shipped in the package)."""
-    path = Path(path) if path is not None else DEFAULT_RL_CACHE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no results at {path}; create them with `python -m lossviz rl-experiment --out {path}`"
-        )
-    return json.loads(path.read_text())
+    return load_results_file(Path(path) if path is not None else DEFAULT_RL_CACHE, "rl-experiment")
 
 
 def rl_config_of(results: dict) -> RLConfig:
     """The :class:`RLConfig` stored in ``results`` (lists back to tuples)."""
     stored = dict(results["config"])
-    task = dict(stored.pop("task"))
-    buckets = tuple(
-        Bucket(b["name"], tuple(b["answer"]), tuple(b["context"]), b["share"])
-        for b in task.pop("buckets")
-    )
-    task = TaskConfig(buckets=buckets, vocab_size=task["vocab_size"], ops=tuple(task["ops"]))
+    task = TaskConfig.from_dict(stored.pop("task"))
     return RLConfig(
         task=task, **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
     )

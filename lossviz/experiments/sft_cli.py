@@ -11,33 +11,22 @@ experiment --out lossviz/data/experiment_results.json` rewrites from scratch. Bi
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 from dataclasses import fields, replace
 
-from ..checks import arg_type, int_arg, parse_list, positive_float_arg
-from .results import check_writable, fallback_path, save_results
+from ..checks import arg_type, parse_list, positive_float_arg
+from .options import (
+    add_arm_options,
+    add_number_options,
+    add_output_options,
+    checked_config,
+    write_results,
+)
 from .sft_results import default_config, format_table
 from .sft_training import ARMS, ExperimentConfig, run_experiment
 from .tasks import OPS, TaskConfig
 
-__all__ = ["add_arguments", "config_from_args", "run", "seed_list"]
-
-
-def seed_list(text: str) -> tuple[int, ...]:
-    """``"0,1,2"`` -> ``(0, 1, 2)``: distinct non-negative seeds (``ValueError`` otherwise)."""
-    seeds = tuple(parse_list(text, "seed", low=0, example="0,1,2"))
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct: {text!r}")
-    return seeds
-
-
-def _arm_list(text: str) -> tuple[str, ...]:
-    arms = tuple(parse_list(text, "arm", kind=str, example="token_mean,sample_mean"))
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown:
-        raise ValueError(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
-    return arms
+__all__ = ["add_arguments", "config_from_args", "run"]
 
 
 def _op_list(text: str) -> tuple[str, ...]:
@@ -53,45 +42,34 @@ def _op_list(text: str) -> tuple[str, ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m lossviz experiment`` (defaults: the notebook's configuration)."""
     d = default_config()
-    arms_help = "; ".join(f"{a.name}: {a.label}" for a in ARMS.values())
-    parser.add_argument(
-        "--arms",
-        type=arg_type(_arm_list),
-        default=d.arms,
-        help=f"comma-separated arms to train (default: all). {arms_help}",
+    add_arm_options(
+        parser,
+        ARMS,
+        default_arms=d.arms,
+        default_seeds=d.seeds,
+        seeds_help="a seed fixes the initial weights and the data order, shared by every arm",
     )
-    parser.add_argument(
-        "--seeds",
-        type=arg_type(seed_list),
-        default=d.seeds,
-        help="comma-separated seeds; a seed fixes the initial weights and the data order, "
-        f"shared by every arm (default: {','.join(map(str, d.seeds))})",
+    add_number_options(
+        parser,
+        d,
+        [
+            ("--steps", int, "optimizer steps per run"),
+            ("--batch-size", int, "examples per optimizer step"),
+            ("--micro-batches", int, "micro-batches G of the gradient-accumulation arms"),
+            (
+                "--lr",
+                positive_float_arg,
+                "AdamW learning rate (the `sum` arm divides it by the "
+                "typical number of trained tokens per batch)",
+            ),
+            ("--d-model", int, "model width"),
+            ("--n-layers", int, "transformer blocks"),
+            ("--n-heads", int, "attention heads (must divide --d-model)"),
+            ("--eval-per-bucket", int, "held-out examples per answer-length bucket"),
+            ("--eval-every", int, "steps between held-out loss measurements"),
+            ("--threads", int, "torch threads (numbers can depend on it; keep 1 to compare)"),
+        ],
     )
-    opts = [
-        ("--steps", int, "optimizer steps per run"),
-        ("--batch-size", int, "examples per optimizer step"),
-        ("--micro-batches", int, "micro-batches G of the gradient-accumulation arms"),
-        (
-            "--lr",
-            positive_float_arg,
-            "AdamW learning rate (the `sum` arm divides it by the "
-            "typical number of trained tokens per batch)",
-        ),
-        ("--d-model", int, "model width"),
-        ("--n-layers", int, "transformer blocks"),
-        ("--n-heads", int, "attention heads (must divide --d-model)"),
-        ("--eval-per-bucket", int, "held-out examples per answer-length bucket"),
-        ("--eval-every", int, "steps between held-out loss measurements"),
-        ("--threads", int, "torch threads (numbers can depend on it; keep 1 to compare)"),
-    ]
-    for flag, kind, text in opts:
-        name = flag[2:].replace("-", "_")
-        parser.add_argument(
-            flag,
-            type=int_arg(flag) if kind is int else kind,
-            default=getattr(d, name),
-            help=f"{text} (default: {getattr(d, name)})",
-        )
     parser.add_argument(
         "--ops",
         type=arg_type(_op_list),
@@ -99,14 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated tasks the examples are drawn from: reverse, copy "
         f"(default: {','.join(d.task.ops)}; copy needs more steps to learn)",
     )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=None,
-        help="write the results as JSON here (lossviz/data/experiment_results.json is the "
-        "notebook's cache); without it only the table is printed",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bar")
+    add_output_options(parser, "experiment_results.json")
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -120,19 +91,10 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the accuracy and loss tables, optionally write the JSON; returns the exit status."""
-    try:
-        cfg = config_from_args(args)
-    except ValueError as err:
-        print(f"lossviz experiment: error: {err}", file=sys.stderr)
+    cfg = checked_config(args, "experiment", lambda: config_from_args(args))
+    if cfg is None:
         return 2
-    if args.out is not None:
-        try:
-            check_writable(args.out)
-        except OSError as err:
-            print(f"lossviz experiment: error: --out {err}", file=sys.stderr)
-            return 2
-    progress = not args.no_progress and sys.stderr.isatty()
-    results = run_experiment(cfg, progress=progress)
+    results = run_experiment(cfg, progress=not args.no_progress and sys.stderr.isatty())
     print(format_table(results, "accuracy"))
     print()
     print(format_table(results, "loss"))
@@ -140,15 +102,4 @@ def run(args: argparse.Namespace) -> int:
         f"\n{len(results['runs'])} runs trained in {results['seconds']} s wall clock, "
         f"{results['cpu_seconds']} s of CPU time ({cfg.threads} thread(s))"
     )
-    if args.out is not None:
-        try:
-            print(f"wrote {save_results(results, args.out)}")
-        except OSError as err:  # the path changed while training: keep the finished runs anyway
-            fallback = save_results(results, fallback_path())
-            print(
-                f"lossviz experiment: error: could not write {args.out} ({err}); the results "
-                f"are in {fallback}",
-                file=sys.stderr,
-            )
-            return 1
-    return 0
+    return write_results(results, args.out, "experiment")

@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
-from .results import sign_test, spread
+from .results import load_results_file, sign_test, spread
 from .sft_training import ARMS, ExperimentConfig, _threads, train_arm
-from .tasks import Bucket, TaskConfig
+from .tasks import TaskConfig
 
 __all__ = [
     "DEFAULT_CACHE",
@@ -41,25 +40,13 @@ def default_config() -> ExperimentConfig:
 
 def load_results(path: str | Path | None = None) -> dict:
     """Read cached results (default: the copy shipped in the package)."""
-    path = Path(path) if path is not None else DEFAULT_CACHE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no results at {path}; create them with `python -m lossviz experiment --out {path}`"
-        )
-    return json.loads(path.read_text())
+    return load_results_file(Path(path) if path is not None else DEFAULT_CACHE, "experiment")
 
 
 def config_of(results: dict) -> ExperimentConfig:
     """The :class:`ExperimentConfig` stored in ``results`` (lists back to tuples)."""
     stored = dict(results["config"])
-    task = dict(stored.pop("task"))
-    buckets = tuple(
-        Bucket(b["name"], tuple(b["answer"]), tuple(b["context"]), b["share"])
-        for b in task.pop("buckets")
-    )
-    task = TaskConfig(
-        buckets=buckets, **{k: tuple(v) if isinstance(v, list) else v for k, v in task.items()}
-    )
+    task = TaskConfig.from_dict(stored.pop("task"))
     return ExperimentConfig(
         task=task, **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
     )
