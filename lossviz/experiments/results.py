@@ -13,8 +13,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from .tasks import TaskConfig
+
 __all__ = ["load_results_file", "save_results", "check_writable", "fallback_path", "spread"]
-__all__ += ["sign_test"]
+__all__ += ["sign_test", "config_from_results"]
 
 
 def load_results_file(path: Path, command: str) -> dict:
@@ -25,6 +27,14 @@ def load_results_file(path: Path, command: str) -> dict:
             f"no results at {path}; create them with `python -m lossviz {command} --out {path}`"
         )
     return json.loads(path.read_text())
+
+
+def config_from_results(cls: type, results: dict):
+    """``cls(...)`` (an experiment's config dataclass) as ``results["config"]`` stored it: JSON lists
+    back to tuples, the task through :meth:`TaskConfig.from_dict`."""
+    stored = dict(results["config"])
+    task = TaskConfig.from_dict(stored.pop("task"))
+    return cls(task=task, **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
 
 
 def save_results(results: dict, path: str | Path) -> Path:

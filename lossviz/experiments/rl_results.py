@@ -10,9 +10,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from .results import load_results_file, sign_test
+from .results import config_from_results, load_results_file, sign_test
 from .rl_training import METRICS, RLConfig
-from .tasks import TaskConfig
 
 __all__ = [
     "DEFAULT_RL_CACHE",
@@ -40,11 +39,7 @@ def load_rl_results(path: str | Path | None = None) -> dict:
 
 def rl_config_of(results: dict) -> RLConfig:
     """The :class:`RLConfig` stored in ``results`` (lists back to tuples)."""
-    stored = dict(results["config"])
-    task = TaskConfig.from_dict(stored.pop("task"))
-    return RLConfig(
-        task=task, **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-    )
+    return config_from_results(RLConfig, results)
 
 
 def _check_metric(metric: str) -> None:

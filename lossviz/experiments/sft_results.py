@@ -10,9 +10,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from .results import load_results_file, sign_test, spread
+from .results import config_from_results, load_results_file, sign_test, spread
 from .sft_training import ARMS, ExperimentConfig, _threads, train_arm
-from .tasks import TaskConfig
 
 __all__ = [
     "DEFAULT_CACHE",
@@ -45,11 +44,7 @@ def load_results(path: str | Path | None = None) -> dict:
 
 def config_of(results: dict) -> ExperimentConfig:
     """The :class:`ExperimentConfig` stored in ``results`` (lists back to tuples)."""
-    stored = dict(results["config"])
-    task = TaskConfig.from_dict(stored.pop("task"))
-    return ExperimentConfig(
-        task=task, **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-    )
+    return config_from_results(ExperimentConfig, results)
 
 
 # How far a re-trained run may sit from the cached one. Training is deterministic on one CPU, but the
