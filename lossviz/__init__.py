@@ -79,10 +79,10 @@ __all__ += [
 ]
 
 # -- chat data --
-from . import chat, prompt_weight, tokenizer  # noqa: E402
-from .prompt_weight import completion_share, generation_ratio, ratio_means  # noqa: E402
+from . import chat, prompt_loss, tokenizer  # noqa: E402
+from .prompt_loss import completion_share, generation_ratio, ratio_means  # noqa: E402
 
-__all__ += ["chat", "prompt_weight", "tokenizer", "completion_share", "generation_ratio"]
+__all__ += ["chat", "prompt_loss", "tokenizer", "completion_share", "generation_ratio"]
 __all__ += ["ratio_means"]
 
 # -- devices, precision and RL --
