@@ -14,7 +14,7 @@ from .reductions import (
     reduce,
     reduction_table,
     register,
-    resolve,
+    resolve_reduction,
     sample_weights,
     weights,
 )
@@ -37,7 +37,7 @@ __all__ = [
     "reduce",
     "reduction_table",
     "register",
-    "resolve",
+    "resolve_reduction",
     "resolve_device",
     "sample_weights",
     "seed_all",

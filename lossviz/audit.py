@@ -18,7 +18,7 @@ import torch
 
 from .accumulation import accumulation_weights, split_batch
 from .checks import arg_type, int_arg, parse_list
-from .reductions import REDUCTIONS, resolve, weights
+from .reductions import REDUCTIONS, resolve_reduction, weights
 
 __all__ = ["add_arguments", "run", "audit_table", "FIXES"]
 
@@ -43,7 +43,9 @@ FIXES = {
 
 
 def _reduction(text: str) -> str:
-    return resolve(text).name  # aliases (mean = token_mean) accepted, as lv.weights accepts them
+    return resolve_reduction(
+        text
+    ).name  # aliases (mean = token_mean) accepted, as lv.weights accepts them
 
 
 def add_step_options(
@@ -110,7 +112,7 @@ def audit_table(
     # a sample the same weight, so a row's total weight needs only n_b (and T for the reductions that
     # divide by the padded length). The cost grows with the number of samples, not with the lengths.
     counts = torch.tensor(lengths, dtype=torch.float64).unsqueeze(1)
-    red = resolve(reduction)
+    red = resolve_reduction(reduction)
     T = max(lengths)
     params = {"max_length": T} if "max_length" in red.params else {}
     # padded_mean divides by B*T, and the count column has T = 1

@@ -29,7 +29,7 @@ from datetime import timedelta
 import torch
 
 from .checks import ArgumentTypeError, integer, integer_list, positive_int
-from .reductions import resolve
+from .reductions import resolve_reduction
 
 __all__ = ["DistributedRunError", "free_port", "run_ddp"]
 
@@ -149,7 +149,7 @@ def run_ddp(
     lengths = integer_list("lengths", lengths, low=1)
     world_size = integer("world_size (local processes)", world_size, low=2, high=8)
     micro_batches = positive_int("micro_batches", micro_batches)
-    reduction = resolve(reduction).name
+    reduction = resolve_reduction(reduction).name
     if isinstance(normalizations, str) or not normalizations:
         raise ValueError(
             f"normalizations must be a non-empty list such as ('naive', 'global'), got "
