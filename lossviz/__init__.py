@@ -14,7 +14,7 @@ from .reductions import (
     reduce,
     reduction_table,
     register,
-    resolve,
+    resolve_reduction,
     sample_weights,
     weights,
 )
@@ -37,7 +37,7 @@ __all__ = [
     "reduce",
     "reduction_table",
     "register",
-    "resolve",
+    "resolve_reduction",
     "resolve_device",
     "sample_weights",
     "seed_all",
@@ -79,10 +79,10 @@ __all__ += [
 ]
 
 # -- chat data --
-from . import chat, prompt_weight, tokenizer  # noqa: E402
-from .prompt_weight import completion_share, generation_ratio, ratio_means  # noqa: E402
+from . import chat, prompt_loss, tokenizer  # noqa: E402
+from .prompt_loss import completion_share, generation_ratio, ratio_means  # noqa: E402
 
-__all__ += ["chat", "prompt_weight", "tokenizer", "completion_share", "generation_ratio"]
+__all__ += ["chat", "prompt_loss", "tokenizer", "completion_share", "generation_ratio"]
 __all__ += ["ratio_means"]
 
 # -- devices, precision and RL --
@@ -91,7 +91,7 @@ from . import precision, rl  # noqa: E402
 __all__ += ["precision", "rl"]
 
 # -- experiment --
-from .training import ExperimentConfig, run_experiment  # noqa: E402
+from .experiments.sft_training import ExperimentConfig, run_experiment  # noqa: E402
 
 __all__ += ["ExperimentConfig", "run_experiment"]
 

@@ -37,15 +37,15 @@ def _weights_token_vs_sample_mean() -> Figure:
 
 
 def _experiment_accuracy_by_length() -> Figure:
-    from .experiment import load_results
+    from .experiments.sft_results import load_results
     from .plots.experiment import experiment_figure
 
     return experiment_figure(load_results())
 
 
 def _rl_incorrect_length() -> Figure:
+    from .experiments.rl_results import load_rl_results
     from .plots.rl_experiment import rl_figure
-    from .rl_experiment import load_rl_results
 
     return rl_figure(load_rl_results())
 

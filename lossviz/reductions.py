@@ -37,7 +37,7 @@ __all__ = [
     "Reduction",
     "REDUCTIONS",
     "register",
-    "resolve",
+    "resolve_reduction",
     "weights",
     "reduce",
     "sample_weights",
@@ -122,7 +122,7 @@ def register(
     return deco
 
 
-def resolve(name: str) -> Reduction:
+def resolve_reduction(name: str) -> Reduction:
     """The :class:`Reduction` called ``name`` (or an alias); a ``ValueError`` lists the valid ones."""
     if not isinstance(name, str) or name not in REDUCTIONS:
         valid = ", ".join(
@@ -315,7 +315,7 @@ def weights(
     none) says which sample owns each position when several share a row (packing); by default each
     row is one sample. ``if_empty``: ``"raise"`` or ``"zero"``, for a 0/0 reduction with no trained token.
     """
-    red = resolve(reduction)
+    red = resolve_reduction(reduction)
     unknown = sorted(set(params) - set(red.params))
     if unknown:
         takes = ", ".join(red.params) or "no parameters"

@@ -16,7 +16,7 @@ import lossviz as lv
 def data():
     chats = lv.chat.load_chats()
     tokenized = [lv.chat.tokenize(c) for c in chats]
-    counts = [lv.prompt_weight.token_counts(t) for t in tokenized]
+    counts = [lv.prompt_loss.token_counts(t) for t in tokenized]
     masks = [lv.chat.loss_mask(t, "assistant", 0.1) for t in tokenized]
     return counts, torch.nn.utils.rnn.pad_sequence(masks, batch_first=True)
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lossviz as lv
-from lossviz.tasks import (
+from lossviz.experiments.tasks import (
     BOS,
     COPY,
     EOS,

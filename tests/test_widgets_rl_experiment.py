@@ -2,7 +2,7 @@
 
 import pytest
 
-from lossviz.rl_experiment import late_values, load_rl_results
+from lossviz.experiments.rl_results import late_values, load_rl_results
 from lossviz.widgets.base import EdgeCase
 from lossviz.widgets.rl_experiment import render_rl_experiment, rl_experiment_explorer
 
