@@ -29,16 +29,9 @@ MATH_NEVER = {"matplotlib", "ipywidgets", "IPython"}
 PLOTS_MAY = {"numpy", "matplotlib"}
 WIDGETS_NEVER = {"torch", "transformers", "trl", "accelerate"}
 
-# Files that break the rule today and are owned by work in progress elsewhere (issue 12); each
-# entry is exactly what that file still imports. Empty this once those files are fixed.
-KNOWN_VIOLATIONS = {
-    ("lossviz/widgets/accumulation.py", "torch"),
-}
-# Widgets that still keep a module-level cache (shared by every explorer); same owners, same fate.
-KNOWN_SHARED_CACHES = {
-    "lossviz/widgets/accumulation.py",
-    "lossviz/widgets/probe.py",
-}
+# Widgets that still keep a module-level cache shared by every explorer, owned by work in progress
+# elsewhere (issue 12). Empty this once that file remembers its results in its canvas.
+KNOWN_SHARED_CACHES = {"lossviz/widgets/probe.py"}
 
 
 def _module_name(path: Path) -> str:
@@ -253,10 +246,7 @@ def test_a_violation_in_a_function_body_is_found(tmp_path):
 
 def test_every_module_keeps_to_its_layer():
     found = layer_violations()
-    new = [v for v in found if (v[0], v[2].split(".")[0]) not in KNOWN_VIOLATIONS]
-    assert not new, "\n".join(f"{f}:{line} imports {t}: {rule}" for f, line, t, rule in new)
-    stale = KNOWN_VIOLATIONS - {(f, t.split(".")[0]) for f, _, t, _ in found}
-    assert not stale, f"these no longer break the rule; remove them from KNOWN_VIOLATIONS: {stale}"
+    assert not found, "\n".join(f"{f}:{line} imports {t}: {rule}" for f, line, t, rule in found)
 
 
 def module_caches(source: str) -> list[str]:
