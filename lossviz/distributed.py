@@ -166,7 +166,7 @@ def run_ddp(
     if fail_rank is not None:
         fail_rank = integer("fail_rank", fail_rank, low=0, high=world_size - 1)
     split_batch(len(lengths), micro_batches=micro_batches, world_size=world_size)  # fail early
-    model_cfg = {"max_len": max(64, max(lengths) + 1)}
+    model_cfg = {"context_length": max(64, max(lengths) + 1)}
     start, wall = time.perf_counter(), time.time()
     with tempfile.TemporaryDirectory(prefix="lossviz-ddp-") as out_dir:
         cfg = {

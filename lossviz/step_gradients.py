@@ -164,7 +164,7 @@ def ga_gradient_distances(
     float rounding only; ``naive`` the accumulation bug. ``threads`` (default 1: tiny tensors, where
     more threads only contend) is restored afterwards; ``None`` keeps torch's setting.
     """
-    cfg = config or TinyConfig(max_len=max(256, max(lengths) + 1))
+    cfg = config or TinyConfig(context_length=max(256, max(lengths) + 1))
     batch = token_batch(lengths, vocab_size=cfg.vocab_size, seed=seed)
     before = torch.get_num_threads()
     if threads is not None:
@@ -199,7 +199,7 @@ def gradient_gap(
     naive GA vs the gradient of ``sum(W_naive * l)`` (the prediction), and, with ``reference``,
     each float32 gradient vs a float64 full-batch reference (float rounding alone vs the bug).
     """
-    cfg = config or TinyConfig(max_len=max(256, max(lengths) + 1))
+    cfg = config or TinyConfig(context_length=max(256, max(lengths) + 1))
     batch = token_batch(lengths, vocab_size=cfg.vocab_size, seed=seed)
     model = TinyCausalLM(cfg).to(device)
     mask = batch.loss_mask()

@@ -83,11 +83,11 @@ def test_ddp_weights_ranks_equally_under_naive():
     assert torch.allclose(W.sum(1), torch.tensor([0.1, 0.9]))
 
 
-REDUCTIONS = ["token_mean", "sample_mean", "seq_mean_token_sum", "sum", "padded_mean"]
+GA_REDUCTIONS = ["token_mean", "sample_mean", "seq_mean_token_sum", "sum", "padded_mean"]
 
 
 @settings(max_examples=150, deadline=None)
-@given(lengths_st, st.integers(1, 5), st.integers(1, 3), st.sampled_from(REDUCTIONS))
+@given(lengths_st, st.integers(1, 5), st.integers(1, 3), st.sampled_from(GA_REDUCTIONS))
 def test_global_equals_the_full_batch_for_any_lengths_and_split(lengths, G, R, reduction):
     if len(lengths) < R:
         return

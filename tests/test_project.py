@@ -123,3 +123,8 @@ def test_one_meaning_per_name():
     assert defined["BATCH_LAYOUTS"] == ["lossviz/batching.py"]
     assert defined["TURN_LAYOUTS"] == ["lossviz/widgets/chat.py"]
     assert not {"LAYOUTS", "MAX_LEN"} & set(defined), "use BATCH_LAYOUTS / TURN_LAYOUTS, MAX_LENGTH"
+    # max_len meant a model's positions and a vocabulary's longest piece: now context_length and
+    # longest_piece; the module lossviz.prompt_loss is not called prompt_weight (a float elsewhere)
+    source = {p: p.read_text(encoding="utf-8") for p in (ROOT / "lossviz").rglob("*.py")}
+    assert not [p.name for p, text in source.items() if re.search(r"\bmax_len\b", text)]
+    assert not (ROOT / "lossviz" / "prompt_weight.py").exists()

@@ -16,7 +16,7 @@ LENGTHS = [12, 40, 7, 30, 5, 17]
 
 @pytest.fixture(scope="module")
 def setup():
-    cfg = TinyConfig(max_len=64)
+    cfg = TinyConfig(context_length=64)
     return TinyCausalLM(cfg), lv.token_batch(LENGTHS, vocab_size=cfg.vocab_size, seed=1)
 
 
@@ -93,7 +93,7 @@ def test_gradient_gap_report_separates_rounding_from_the_bug():
 def test_any_ga_loop_gradient_is_the_gradient_of_w(lengths, G, R, normalize):
     if len(lengths) < R:
         return
-    model = TinyCausalLM(TinyConfig(max_len=32))
+    model = TinyCausalLM(TinyConfig(context_length=32))
     batch = lv.token_batch(lengths, vocab_size=model.cfg.vocab_size, seed=len(lengths))
     kw = {"micro_batches": G, "world_size": R, "normalize": normalize}
     ga = lv.accumulated_grad(model, batch, **kw)

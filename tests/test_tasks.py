@@ -117,7 +117,7 @@ def lv_model():
     from lossviz.model import TinyCausalLM, TinyConfig
 
     cfg = TaskConfig()
-    return TinyCausalLM(TinyConfig(vocab_size=cfg.vocab_size, max_len=cfg.max_length))
+    return TinyCausalLM(TinyConfig(vocab_size=cfg.vocab_size, context_length=cfg.max_length))
 
 
 def test_to_text_by_hand():

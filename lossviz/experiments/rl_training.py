@@ -155,7 +155,7 @@ class RLConfig:
             d_model=self.d_model,
             n_heads=self.n_heads,
             n_layers=self.n_layers,
-            max_len=self.task.max_prompt + self.max_new,
+            context_length=self.task.max_prompt + self.max_new,
             seed=seed,
         )
 

@@ -134,7 +134,7 @@ class ExperimentConfig:
             d_model=self.d_model,
             n_heads=self.n_heads,
             n_layers=self.n_layers,
-            max_len=self.task.max_length,
+            context_length=self.task.max_length,
             seed=seed,
         )
 

@@ -33,7 +33,9 @@ MAX_SAMPLES = 32  # more bars than this are unreadable at this size
 MAX_LENGTH = 512
 # A smaller model than the default keeps one gradient comparison near 20 ms on a laptop CPU; one
 # head halves the attention softmax and mask work, which dominates at a few hundred tokens.
-_WIDGET_MODEL = TinyConfig(vocab_size=32, d_model=16, n_heads=1, n_layers=1, max_len=MAX_LENGTH + 1)
+_WIDGET_MODEL = TinyConfig(
+    vocab_size=32, d_model=16, n_heads=1, n_layers=1, context_length=MAX_LENGTH + 1
+)
 _COLUMNS = ("full batch", "naive", "global")
 
 
