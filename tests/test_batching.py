@@ -34,11 +34,11 @@ def test_mask_from_lengths_errors(lengths, kwargs, words):
 
 
 def test_pack_lengths_ignores_the_first_label_of_each_piece():
-    mask, ids = lv.pack_lengths([2, 3, 4], row_length=8)
+    mask, ids = lv.batching.pack_lengths([2, 3, 4], row_length=8)
     assert mask.tolist() == [[0, 1, 1, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 0, 0, 0]]
     assert ids.tolist() == [[0, 0, 0, 1, 1, 1, 1, -1], [2, 2, 2, 2, 2, -1, -1, -1]]
     with pytest.raises(ValueError, match="row_length"):
-        lv.pack_lengths([9], row_length=8)
+        lv.batching.pack_lengths([9], row_length=8)
 
 
 def test_pad_and_pack_train_len_minus_one_tokens_per_sequence():

@@ -25,7 +25,7 @@ def _image(ax):
 
 
 def test_padding_cells_are_grey_and_zero_weight_cells_are_not():
-    mask, ids = lv.pack_lengths(
+    mask, ids = lv.batching.pack_lengths(
         [2, 3], 5
     )  # two rows; each piece starts with an unlabelled (weight 0) token
     w = lv.weights(mask, "token_mean", sample_ids=ids)

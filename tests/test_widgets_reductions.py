@@ -33,8 +33,8 @@ def test_every_registered_reduction_is_a_choice(explorer):
 
 def test_device_choices_come_from_the_device_helper(explorer):
     device = explorer.controls["device"]
-    assert list(device.options) == lv.available_devices()
-    if lv.available_devices() == ["cpu"]:
+    assert list(device.options) == lv.devices.available_devices()
+    if lv.devices.available_devices() == ["cpu"]:
         assert device.disabled and "CPU only" in device.description
         assert "Only the CPU" in explorer.ui.children[0].children[1].children[-1].value
 
