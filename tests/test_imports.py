@@ -284,3 +284,30 @@ def test_no_widget_shares_a_cache_between_explorers():
     assert not stale, (
         f"these keep no module-level cache now; remove them from KNOWN_SHARED_CACHES: {stale}"
     )
+
+
+def test_the_public_surface_is_math_functions_and_submodules():
+    """``lv.__all__``: each name a lossviz submodule or a function/constant of the math layer, no
+    helper of tests or of one notebook (the gradient helpers live in ``lv.step_gradients``)."""
+    import types
+
+    import lossviz as lv
+
+    assert len(lv.__all__) == len(set(lv.__all__)) <= 40
+    for name in lv.__all__:
+        value = getattr(lv, name)
+        if isinstance(value, types.ModuleType):
+            assert value.__name__ == f"lossviz.{name}", name
+            continue
+        if callable(value) and hasattr(value, "__module__"):  # a function or a class
+            home = value.__module__
+        else:  # a constant: the math module that defines it
+            home = next(m for m in ("reductions", "accumulation") if name in vars(getattr(lv, m)))
+            home = f"lossviz.{home}"
+        assert home.startswith("lossviz.") and home.split(".")[1] not in ("plots", "widgets"), name
+    for helper in ("token_batch", "flat_grad", "weighted_grad", "gradient_gap", "ExperimentConfig"):
+        assert helper not in lv.__all__
+    assert lv.step_gradients.token_batch([2]).input_ids.shape == (
+        1,
+        3,
+    )  # still there, in its module
