@@ -22,9 +22,9 @@ unscaled   reduction(micro-batch alone), no / G                 transformers >= 
                                                                 ``num_items_in_batch`` (issue 37766)
 ========= ==================================================== =========================================
 
-``local`` and ``unscaled`` were added when :mod:`lossviz.probe` measured the real transformers
-``Trainer`` (5.24): its per-rank count and its unscaled fallback are neither ``naive`` nor
-``global`` once GA > 1 (``TRAINER_NORMALIZATIONS`` lists all five).
+``local`` and ``unscaled`` are the real transformers ``Trainer`` (5.24) in two configurations, as
+:mod:`lossviz.probe` measures it: its per-rank count and its unscaled fallback are neither
+``naive`` nor ``global`` once GA > 1 (``TRAINER_NORMALIZATIONS`` lists all five).
 
 ``global`` equals the full-batch reduction exactly (for ``sample_mean`` the sample count is global);
 ``naive`` equals it only when every micro-batch holds the same number of tokens (of samples, for
