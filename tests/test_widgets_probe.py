@@ -1,10 +1,15 @@
 """The probe explorer (one real Trainer step per setting), driven without a kernel."""
 
+import io
+
+import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("transformers")  # the trainers extra; `make test` installs it
 
-from lossviz.widgets.base import EdgeCase  # noqa: E402
+from lossviz.plots.probe import measured_vs_predicted  # noqa: E402
+from lossviz.widgets.base import Canvas, EdgeCase, figure_png  # noqa: E402
 from lossviz.widgets.probe import probe_explorer, render_probe  # noqa: E402
 
 
@@ -27,3 +32,58 @@ def test_the_explorer_measures_the_real_trainer_and_re_renders():
     ex.controls["ga"].value = 3  # 4 lengths for 3 samples: cut to the step, and said so
     assert "the 4 lengths cut to the step's 3 samples: 3, 7, 20" in ex.last_view.text
     assert len(ex.last_view.data["result"]["measured"]) == 3
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def test_the_blitted_picture_is_the_pure_picture_and_runs_are_remembered():
+    """The explorer keeps its runs and one picture per number of samples, and redraws only the
+    cells and bars; after any sequence of changes it shows what a fresh draw shows."""
+    ex = probe_explorer()
+    canvas = ex.render.keywords["canvas"]
+    assert isinstance(canvas, Canvas)  # the explorer owns its canvas
+    steps = [
+        ("batch", 2),  # 8 samples: a new picture
+        ("case", "naive"),  # same shape, another colour scale: the static part is redrawn
+        ("lengths", "4, 9, 2, 6"),
+        ("batch", 1),  # back to 4 samples: a kept picture
+        ("case", "ga"),
+    ]
+    for name, value in steps:
+        ex.controls[name].value = value
+        shown = ex.last_view
+        assert shown.png is not None, shown.text
+        r = shown.data["result"]
+        fresh = render_probe(**ex.values(), canvas=Canvas(dpi=ex.dpi))  # its own Trainer step
+        assert fresh.data["result"]["measured"] == r["measured"]  # the same step, measured again
+        assert shown.png == fresh.png, f"{name}={value!r}: the cached picture is stale"
+        full = _pixels(
+            figure_png(
+                measured_vs_predicted(
+                    r["measured"],
+                    r["predicted"]["global"],
+                    titles=(f"measured: {ex.values()['case']}", "intended: global token mean"),
+                ),
+                dpi=ex.dpi,
+            )
+        )
+        fast = _pixels(shown.png)
+        assert fast.shape == full.shape
+        # an image drawn alone is resampled, not composited: cell edges may move by a pixel
+        differ = (np.abs(fast - full) > 8).any(axis=-1)
+        assert differ.mean() < 0.01, f"{name}={value!r}: {differ.sum()} pixels differ"
+    assert len(canvas._results) == 6  # each of the 6 distinct settings measured once
+    ex.controls["lengths"].value = "3,7,20,5"  # the first setting again: no new Trainer step
+    assert len(canvas._results) == 6 and "global" in ex.last_view.data["result"]["matches"]
+
+
+def test_runs_under_frozen_garbage_collection_free_their_objects_and_unfreeze():
+    import gc
+
+    render_probe(case="ga", lengths="3, 7", batch=1, ga=2)
+    assert gc.get_freeze_count() == 0  # every object is collected as before
+    with pytest.raises(EdgeCase):
+        render_probe(case="ga", lengths="x")
+    assert gc.get_freeze_count() == 0
