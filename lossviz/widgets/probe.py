@@ -2,7 +2,7 @@
 
 ``render_probe`` is pure (each call is one real ``Trainer`` step in this process); the explorer
 passes its own :class:`~lossviz.widgets.Canvas`, which remembers the finished runs and keeps one
-picture per number of samples. ``probe_explorer()`` wires it to a case, lengths, batch and GA.
+picture whose frames are drawn once. ``probe_explorer()`` wires it to a case, lengths, batch and GA.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ _CASE_TEXT = {
     "compute_loss": "a compute_loss that returns model(**inputs).loss",
     "packed": "DataCollatorWithFlattening (packed, position_ids)",
 }
+# one figure height for every batch x GA (up to 16 samples): one picture serves every setting
+_HEIGHT = 4.2
 
 
 @contextlib.contextmanager
@@ -66,13 +68,11 @@ def render_probe(
     got, filled = cycle_to(typed, batch * ga)  # batch x GA samples make one step
     canvas = canvas or Canvas()
     r = canvas.memo(_measure, case, tuple(got), batch, ga)
-    measured, intended = r["measured"], r["predicted"]["global"]
-    T = max(len(row) for row in [*measured, *intended])
-    picture = canvas.picture(
-        (len(got), T), lambda: MeasuredVsPredictedPicture(len(got), T, dpi=canvas.dpi)
-    )
+    picture = canvas.picture("probe", lambda: MeasuredVsPredictedPicture(_HEIGHT, dpi=canvas.dpi))
     fig = picture.update(
-        measured, intended, titles=(f"measured: {case}", "intended: global token mean")
+        r["measured"],
+        r["predicted"]["global"],
+        titles=(f"measured: {case}", "intended: global token mean"),
     )
     shares = r["diff"]["global"]["measured_share"]
     text = (
