@@ -1,6 +1,11 @@
 """The probe explorer (one real Trainer step per setting), driven without a kernel."""
 
 import io
+import logging
+import random
+import re
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -10,6 +15,12 @@ pytest.importorskip("transformers")  # the trainers extra; `make test` installs 
 
 from lossviz.widgets.base import Canvas, EdgeCase, figure_png  # noqa: E402
 from lossviz.widgets.probe import probe_explorer, render_probe  # noqa: E402
+
+RAW_ERROR = re.compile(
+    r"Traceback|invalid literal|object has no attribute|Something went wrong"
+    r"|This setting is not valid|Error\b"
+)
+NOT_FINITE = re.compile(r"\b(nan|inf|infinity)\b", re.IGNORECASE)
 
 
 def test_settings_without_a_picture_explain_themselves():
@@ -78,3 +89,49 @@ def test_runs_under_frozen_garbage_collection_free_their_objects_and_unfreeze():
     with pytest.raises(EdgeCase):
         render_probe(case="ga", lengths="x")
     assert gc.get_freeze_count() == 0
+
+
+# typed into the lengths box: empty, zero, negative, non-digits, too long, unicode digits
+EDGE_LENGTHS = ["", " , ", "0", "-3", "abc", "12,,3", "1e300", "401", "²", "٣", "3.5"]
+VALID_LENGTHS = ["3", "5, 9", "3,7,20,5", "1, 400"]
+
+
+def test_random_settings_show_a_picture_or_an_explanation(caplog):
+    """Seeded random settings, edge text included: a picture or an explanation, never a
+    traceback, a raw error, a NaN or a warning."""
+    rng = random.Random("sweep-probe")  # the same settings on every run
+    ex = probe_explorer()
+    values = {
+        "case": list(ex.controls["case"].options),
+        "lengths": EDGE_LENGTHS + 2 * VALID_LENGTHS,
+        "batch": [1, 2, 3, 4],
+        "ga": [1, 2, 3, 4],
+    }
+    seen = {"figure": 0, "explained": 0}
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")  # a warning (matplotlib's, transformers') fails the test
+        for _ in range(30):
+            key = rng.choice(list(values))
+            value = rng.choice(values[key])
+            if value == ex.controls[key].value:
+                continue
+            start = time.process_time()
+            ex.controls[key].value = value
+            seconds = time.process_time() - start
+            text = ex.last_view.text
+            setting = f"{key}={value!r} with {ex.values()}"
+            assert not RAW_ERROR.search(text), f"{setting} showed {text!r}"
+            typed = repr(ex.values()["lengths"])  # an explanation may quote what was typed
+            assert not NOT_FINITE.search(text.replace(typed, "")), f"{setting} showed {text!r}"
+            has_image = any("image/png" in o.get("data", {}) for o in ex.out.outputs)
+            if text.startswith("Nothing to draw here"):
+                seen["explained"] += 1
+                assert not has_image, setting
+            else:
+                seen["figure"] += 1
+                assert has_image and "transformers " in text, setting  # the verdict is shown
+            # CPU time of this process: one real Trainer step and a draw, typically 20-150 ms;
+            # a busy machine's thread pool can spin several hundred ms more
+            assert seconds < 3.0, f"{setting} took {seconds:.2f} s"
+    assert caplog.records == [], [r.getMessage() for r in caplog.records]
+    assert seen["figure"] > 0 and seen["explained"] > 0

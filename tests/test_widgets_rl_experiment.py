@@ -2,6 +2,10 @@
 
 import functools
 import io
+import logging
+import random
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -78,3 +82,36 @@ def test_the_blitted_picture_is_the_pure_picture(results):
 def test_two_explorers_share_no_figure(results):
     a, b = rl_experiment_explorer(results), rl_experiment_explorer(results)
     assert a.last_view.figure is not b.last_view.figure
+
+
+def test_random_choices_show_a_picture_or_an_explanation(results, caplog):
+    """Seeded random arms, seeds (empty included) and metrics: a picture or an explanation,
+    never a traceback, a NaN or a warning."""
+    rng = random.Random("sweep-rl-experiment")  # the same choices on every run
+    ex = rl_experiment_explorer(results)
+    arms, seeds = list(results["config"]["arms"]), list(results["config"]["seeds"])
+    seen = {"figure": 0, "explained": 0}
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")  # a warning (matplotlib's, numpy's) fails the test
+        for _ in range(40):
+            key = rng.choice(["arms", "seeds", "metric", "metric"])
+            if key == "metric":
+                value = rng.choice([name for _, name in ex.controls["metric"].options])
+            else:
+                pool = arms if key == "arms" else seeds
+                value = tuple(sorted(rng.sample(pool, rng.randint(0, len(pool)))))
+            if value == ex.controls[key].value:
+                continue
+            ex.controls[key].value = value
+            view, setting = ex.last_view, f"{key}={value!r} with {ex.values()}"
+            assert not re.search(r"Traceback|Something went wrong|not valid", view.text), setting
+            assert not re.search(r"\bnan\b|\binf\b", view.text, re.IGNORECASE), setting
+            has_image = any("image/png" in o.get("data", {}) for o in ex.out.outputs)
+            if view.text.startswith("Nothing to draw here"):
+                seen["explained"] += 1
+                assert not has_image and not (ex.values()["arms"] and ex.values()["seeds"])
+            else:
+                seen["figure"] += 1
+                assert has_image and len(view.data["late"]) == len(ex.values()["arms"]), setting
+    assert caplog.records == [], [r.getMessage() for r in caplog.records]
+    assert seen["figure"] > 0 and seen["explained"] > 0
