@@ -3,105 +3,96 @@
 import lossviz as lv
 m = lv.mask_from_lengths([3, 7, 20])
 lv.weights(m, "sample_mean").sum(dim=1)  # tensor([0.3333, 0.3333, 0.3333])
+
+The public surface is the math functions below and one submodule per notebook idea:
+
+- cross-entropy (01): ``token_losses``, ``cross_entropy``, ``shift_labels``
+- reductions (02, 03): ``weights``, ``reduce``, ``sample_weights``, ``REDUCTIONS``
+  (``lv.reductions``: ``register``, ``resolve_reduction``, ``reduction_table``)
+- batches (02): ``mask_from_lengths``, ``pad``, ``pack``, ``Batch`` (``lv.batching``)
+- accumulation and data parallelism (04, 05): ``accumulation_weights``, ``split_batch``,
+  ``micro_batch_weights``, ``plan_weights``, ``NORMALIZATIONS``, ``run_ddp``
+  (``lv.accumulation``, ``lv.distributed``; ``lv.step_gradients``: the same step on real gradients)
+- chat data and the prompt-loss weight (06, 07): ``lv.chat``, ``lv.tokenizer``, ``lv.prompt_loss``;
+  ``completion_share``, ``generation_ratio``
+- devices and precision (08): ``lv.devices``, ``lv.precision``; ``seed_all``
+- RL aggregation (09, 14): ``lv.rl``; the experiments (10, 14): ``lv.experiments``
+- measuring a trainer (11): ``probe``, ``recover_weights``
+- beyond token cross-entropy (13): ``lv.preference``, ``lv.distillation``, ``lv.token_gradients``
 """
 
-from .batching import Batch, mask_from_lengths, pack, pack_lengths, pad
-from .cross_entropy import check_inputs, cross_entropy, shift_labels, token_losses
-from .devices import available_devices, default_device, describe_devices, resolve_device, seed_all
-from .reductions import (
-    REDUCTIONS,
-    Reduction,
-    reduce,
-    reduction_table,
-    register,
-    resolve,
-    sample_weights,
-    weights,
+from . import (
+    accumulation,
+    batching,
+    chat,
+    devices,
+    distillation,
+    distributed,
+    experiments,
+    precision,
+    preference,
+    prompt_loss,
+    reductions,
+    rl,
+    step_gradients,
+    token_gradients,
+    tokenizer,
 )
+from .accumulation import (
+    NORMALIZATIONS,
+    accumulation_weights,
+    micro_batch_weights,
+    plan_weights,
+    split_batch,
+)
+from .batching import Batch, mask_from_lengths, pack, pad
+from .cross_entropy import cross_entropy, shift_labels, token_losses
+from .devices import seed_all
+from .distributed import run_ddp
+from .probe import probe, recover_weights
+from .prompt_loss import completion_share, generation_ratio
+from .reductions import REDUCTIONS, reduce, sample_weights, weights
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Batch",
-    "REDUCTIONS",
-    "Reduction",
-    "available_devices",
-    "check_inputs",
-    "cross_entropy",
-    "default_device",
-    "describe_devices",
-    "mask_from_lengths",
-    "pack",
-    "pack_lengths",
-    "pad",
-    "reduce",
-    "reduction_table",
-    "register",
-    "resolve",
-    "resolve_device",
-    "sample_weights",
-    "seed_all",
-    "shift_labels",
+    # functions and constants
     "token_losses",
+    "cross_entropy",
+    "shift_labels",
     "weights",
-]
-
-# The later layers, one block per notebook idea.
-
-# -- accumulation and data parallelism --
-from .accumulation import (  # noqa: E402
-    NORMALIZATIONS,
-    accumulation_weights,
-    micro_batch_weights,
-    split_batch,
-)
-from .distributed import DistributedRunError, run_ddp  # noqa: E402
-from .step_gradients import (  # noqa: E402
-    accumulated_grad,
-    flat_grad,
-    gradient_gap,
-    token_batch,
-    weighted_grad,
-)
-
-__all__ += [
-    "NORMALIZATIONS",
-    "DistributedRunError",
-    "accumulated_grad",
+    "reduce",
+    "sample_weights",
+    "REDUCTIONS",
+    "mask_from_lengths",
+    "pad",
+    "pack",
+    "Batch",
     "accumulation_weights",
-    "flat_grad",
-    "gradient_gap",
-    "micro_batch_weights",
-    "run_ddp",
     "split_batch",
-    "token_batch",
-    "weighted_grad",
+    "micro_batch_weights",
+    "plan_weights",
+    "NORMALIZATIONS",
+    "run_ddp",
+    "completion_share",
+    "generation_ratio",
+    "seed_all",
+    "probe",
+    "recover_weights",
+    # submodules
+    "accumulation",
+    "batching",
+    "chat",
+    "devices",
+    "distillation",
+    "distributed",
+    "experiments",
+    "precision",
+    "preference",
+    "prompt_loss",
+    "reductions",
+    "rl",
+    "step_gradients",
+    "token_gradients",
+    "tokenizer",
 ]
-
-# -- chat data --
-from . import chat, prompt_weight, tokenizer  # noqa: E402
-from .prompt_weight import completion_share, generation_ratio, ratio_means  # noqa: E402
-
-__all__ += ["chat", "prompt_weight", "tokenizer", "completion_share", "generation_ratio"]
-__all__ += ["ratio_means"]
-
-# -- devices, precision and RL --
-from . import precision, rl  # noqa: E402
-
-__all__ += ["precision", "rl"]
-
-# -- experiment --
-from .training import ExperimentConfig, run_experiment  # noqa: E402
-
-__all__ += ["ExperimentConfig", "run_experiment"]
-
-# -- measuring a real trainer --
-from .accumulation import TRAINER_NORMALIZATIONS, plan_weights  # noqa: E402
-from .probe import probe, recover_weights  # noqa: E402
-
-__all__ += ["TRAINER_NORMALIZATIONS", "plan_weights", "probe", "recover_weights"]
-
-# -- beyond token cross-entropy: preference pairs, distillation KL, modified token losses --
-from . import distillation, preference, token_gradients  # noqa: E402
-
-__all__ += ["distillation", "preference", "token_gradients"]

@@ -41,6 +41,8 @@ padded to a fixed ``max_length``), which matters only for ``padded_mean``/``cons
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from .checks import positive_int
@@ -60,7 +62,11 @@ TRAINER_NORMALIZATIONS = NORMALIZATIONS + ("local", "unscaled")
 
 
 def split_batch(
-    num_samples: int, *, micro_batches: int, world_size: int = 1
+    num_samples: int,
+    *,
+    micro_batches: int,
+    world_size: int = 1,
+    group_by: Sequence | None = None,
 ) -> list[list[list[int]]]:
     """``plan[r][k]``: indices of the samples in micro-batch k of rank r (the GA/DDP split).
 
@@ -68,6 +74,10 @@ def split_batch(
     consecutive micro-batches whose sizes differ by at most one, larger first (a micro-batch is
     empty only when the rank has fewer samples than ``micro_batches``).
     ``split_batch(5, micro_batches=2, world_size=2)`` -> ``[[[0, 2], [4]], [[1], [3]]]``.
+    ``group_by``: one sort key per sample (a length, or a tuple of lengths); the samples are dealt
+    in the order of their keys (a stable sort), so similar lengths share a micro-batch, as
+    transformers' ``group_by_length`` arranges them.
+    ``split_batch(4, micro_batches=2, group_by=[9, 2, 7, 1])`` -> ``[[[3, 1], [2, 0]]]``.
     """
     num_samples = positive_int("num_samples", num_samples)
     G = positive_int("micro_batches", micro_batches)
@@ -77,9 +87,17 @@ def split_batch(
             f"world_size={R} needs at least {R} samples (one per rank), got {num_samples}: "
             "a rank without data cannot join DDP's gradient all-reduce"
         )
+    order = list(range(num_samples))
+    if group_by is not None:
+        keys = list(group_by)
+        if len(keys) != num_samples:
+            raise ValueError(
+                f"group_by needs one key per sample ({num_samples}), got {len(keys)} keys"
+            )
+        order.sort(key=keys.__getitem__)
     plan = []
     for r in range(R):
-        mine = list(range(r, num_samples, R))
+        mine = order[r::R]
         size, extra = divmod(len(mine), G)
         cuts = [0]
         for k in range(G):
@@ -148,17 +166,21 @@ def accumulation_weights(
     world_size: int = 1,
     reduction: str = "token_mean",
     normalize: str = "global",
+    group_by: Sequence | None = None,
     **params,
 ) -> torch.Tensor:
     """``W: [B, T]`` of one optimizer step with GA and DDP, so the step's loss is ``sum(W * l)``.
 
     ``mask: [B, T]``, one row per sample. ``W[i] = local[r][k][j] / R`` where sample i is row j
-    of micro-batch k on rank r (see :func:`split_batch`, :func:`micro_batch_weights`).
+    of micro-batch k on rank r (see :func:`split_batch`, :func:`micro_batch_weights`;
+    ``group_by`` sorts the samples before they are dealt).
     ``normalize="global"`` gives ``lv.weights(mask, reduction)`` (up to the rounding of ``* R / R``).
     """
     _check_normalize(normalize)
     mask = _as_mask(mask)
-    plan = split_batch(mask.shape[0], micro_batches=micro_batches, world_size=world_size)
+    plan = split_batch(
+        mask.shape[0], micro_batches=micro_batches, world_size=world_size, group_by=group_by
+    )
     return plan_weights(mask, plan, reduction=reduction, normalize=normalize, **params)
 
 

@@ -17,8 +17,8 @@ import sys
 import torch
 
 from .accumulation import accumulation_weights, split_batch
-from .checks import arg_type, parse_int, parse_list
-from .reductions import REDUCTIONS, resolve, weights
+from .checks import arg_type, int_arg, parse_list
+from .reductions import REDUCTIONS, resolve_reduction, weights
 
 __all__ = ["add_arguments", "run", "audit_table", "FIXES"]
 
@@ -42,47 +42,49 @@ FIXES = {
 }
 
 
-def _lengths(text: str) -> list[int]:
-    return parse_list(text, "length", low=1, example="12,40,7,300")
-
-
-def _positive(name: str):
-    return arg_type(lambda text: parse_int(text, name, low=1))
-
-
 def _reduction(text: str) -> str:
-    return resolve(text).name  # aliases (mean = token_mean) accepted, as lv.weights accepts them
+    return resolve_reduction(
+        text
+    ).name  # aliases (mean = token_mean) accepted, as lv.weights accepts them
+
+
+def add_step_options(
+    parser: argparse.ArgumentParser, *, batch_flag: str, lengths_help: str, world_help: str
+) -> None:
+    """``--lengths``, the batch size (``batch_flag``), ``--ga-steps`` and ``--world-size``: one
+    optimizer step's shape, as ``lossviz audit`` and ``lossviz probe`` take it."""
+    parser.add_argument(
+        "--lengths",
+        type=arg_type(lambda text: parse_list(text, "length", low=1, example="12,40,7,300")),
+        required=True,
+        help=lengths_help,
+    )
+    for flag, text in [
+        (batch_flag, "samples per forward pass on one rank (per_device_train_batch_size)"),
+        (
+            "--ga-steps",
+            "micro-batches accumulated per optimizer step (gradient_accumulation_steps)",
+        ),
+        ("--world-size", None),
+    ]:
+        parser.add_argument(
+            flag,
+            type=int_arg(flag),
+            default=1,
+            help=world_help if text is None else f"{text}; default 1",
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``lossviz audit``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--lengths",
-        type=arg_type(_lengths),
-        required=True,
-        help="trained (label != -100) tokens of each sample in one optimizer step, comma-separated, "
-        "in data-loader order, e.g. 12,40,7,300; exactly micro-batch-size x ga-steps x world-size "
-        "of them",
-    )
-    parser.add_argument(
-        "--micro-batch-size",
-        type=_positive("--micro-batch-size"),
-        default=1,
-        help="samples per forward pass on one rank (per_device_train_batch_size); default 1",
-    )
-    parser.add_argument(
-        "--ga-steps",
-        type=_positive("--ga-steps"),
-        default=1,
-        help="micro-batches accumulated before each optimizer step "
-        "(gradient_accumulation_steps); default 1",
-    )
-    parser.add_argument(
-        "--world-size",
-        type=_positive("--world-size"),
-        default=1,
-        help="data-parallel ranks (GPUs) whose gradients DDP averages; default 1",
+    add_step_options(
+        parser,
+        batch_flag="--micro-batch-size",
+        lengths_help="trained (label != -100) tokens of each sample in one optimizer step, "
+        "comma-separated, in data-loader order, e.g. 12,40,7,300; exactly micro-batch-size x "
+        "ga-steps x world-size of them",
+        world_help="data-parallel ranks (GPUs) whose gradients DDP averages; default 1",
     )
     parser.add_argument(
         "--reduction",
@@ -110,7 +112,7 @@ def audit_table(
     # a sample the same weight, so a row's total weight needs only n_b (and T for the reductions that
     # divide by the padded length). The cost grows with the number of samples, not with the lengths.
     counts = torch.tensor(lengths, dtype=torch.float64).unsqueeze(1)
-    red = resolve(reduction)
+    red = resolve_reduction(reduction)
     T = max(lengths)
     params = {"max_length": T} if "max_length" in red.params else {}
     # padded_mean divides by B*T, and the count column has T = 1

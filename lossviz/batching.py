@@ -4,6 +4,11 @@ Two levels: ``mask_from_lengths`` / ``pack_lengths`` build only the mask ``m: [B
 reductions need), ``pad`` / ``pack`` build real ``input_ids``/``labels`` for a model. In a packed row
 the first label of every piece is ``ignore_index``, so after the causal shift the last token of one
 sequence never predicts the first token of the next.
+
+:func:`lay_out` places the same samples right-padded, left-padded or packed and says where each
+sample's j-th trained token sits; :func:`laid_out_token_losses` gives every layout the same token
+losses (logits that belong to the samples, :func:`sample_logits`), so only the reduction can make
+the layouts' losses differ.
 """
 
 from __future__ import annotations
@@ -14,11 +19,23 @@ from dataclasses import dataclass
 import torch
 
 from .checks import ArgumentTypeError, integer, integer_list, positive_int
-from .cross_entropy import shift_labels
+from .cross_entropy import shift_labels, token_losses
 
-__all__ = ["mask_from_lengths", "pack_lengths", "pad", "pack", "Batch"]
+__all__ = [
+    "mask_from_lengths",
+    "pack_lengths",
+    "pad",
+    "pack",
+    "Batch",
+    "BATCH_LAYOUTS",
+    "LaidOut",
+    "lay_out",
+    "sample_logits",
+    "laid_out_token_losses",
+]
 
 PADDINGS = ("right", "left")
+BATCH_LAYOUTS = ("right", "left", "packed")  # how samples sit in the rows of a batch
 
 
 def _check_lengths(lengths: Sequence[int], allow_zero: bool = True) -> list[int]:
@@ -201,3 +218,82 @@ def pack(
             owner[r, start:end] = b
             start = end
     return Batch(ids, labels, attn, pos, owner, ignore_index)
+
+
+@dataclass(frozen=True)
+class LaidOut:
+    """Samples placed in a batch. All ``[B, T]``: ``mask`` (1.0 on a trained token),
+    ``sample_ids`` (the sample that owns the position, -1 on padding) and ``token`` (which of its
+    sample's trained tokens sits there: 0, 1, ...; 0 where nothing is trained)."""
+
+    mask: torch.Tensor
+    sample_ids: torch.Tensor
+    token: torch.Tensor
+
+
+def lay_out(
+    lengths: Sequence[int],
+    layout: str = "right",
+    pad_to_multiple_of: int | None = None,
+    *,
+    row_length: int | None = None,
+) -> LaidOut:
+    """Sample b's ``lengths[b]`` trained tokens, right-padded, left-padded or packed (``layout``).
+
+    Padded: one row per sample, as :func:`mask_from_lengths`. Packed: rows of ``row_length``
+    positions (default ``2 * (max(lengths) + 1)``, room for about two long samples, rounded up to
+    ``pad_to_multiple_of``), as :func:`pack_lengths`: a piece's first position is its unlabelled token,
+    so sample b's j-th trained token sits at ``start_b + 1 + j``.
+    """
+    if layout not in BATCH_LAYOUTS:
+        raise ValueError(f"layout must be one of {BATCH_LAYOUTS}, got {layout!r}")
+    lengths = _check_lengths(lengths, allow_zero=False)
+    if layout == "packed":
+        row = _round_up(2 * (max(lengths) + 1), pad_to_multiple_of)
+        mask, ids = pack_lengths(lengths, row if row_length is None else row_length)
+        cols = torch.arange(mask.shape[1]).expand_as(ids)
+        start = torch.stack([cols[ids == b].min() for b in range(len(lengths))])
+        token = cols - start[ids.clamp_min(0)] - 1
+    else:
+        mask = mask_from_lengths(lengths, layout, pad_to_multiple_of)
+        rows = torch.arange(len(lengths)).unsqueeze(1).expand_as(mask)
+        ids = torch.where(mask > 0, rows, -1)
+        token = mask.cumsum(1).long() - 1
+    return LaidOut(mask, ids, torch.where(mask > 0, token, 0))
+
+
+def sample_logits(
+    num_samples: int, length: int, vocab: int, *, seed: int = 0, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded logits ``[S, J, V]`` ~ N(0, 1) and labels ``[S, J]`` uniform in ``[0, V)``, per sample.
+
+    Drawn on the CPU with their own generator (the same numbers on every device), then moved to
+    ``device``. Sample s's j-th trained token is scored by ``logits[s, j]`` against ``labels[s, j]``.
+    """
+    shape = [positive_int(n, v) for n, v in (("num_samples", num_samples), ("length", length))]
+    vocab = integer("vocab", vocab, low=2)
+    gen = torch.Generator().manual_seed(integer("seed", seed))
+    logits = torch.randn(*shape, vocab, generator=gen)
+    labels = torch.randint(0, vocab, shape, generator=gen)
+    return logits.to(device), labels.to(device)
+
+
+def laid_out_token_losses(
+    laid: LaidOut, logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """``l[b, t] = CE(logits[s, j], labels[s, j])`` for ``s = sample_ids[b, t], j = token[b, t]``.
+
+    ``logits: [S, J, V]``, ``labels: [S, J]`` (:func:`sample_logits`) -> ``[B, T]`` on their device,
+    0 where the mask is 0. A sample's token gets the same loss in every layout.
+    """
+    num_samples, length = labels.shape
+    if int(laid.sample_ids.max()) >= num_samples or int(laid.token.max()) >= length:
+        raise ValueError(
+            f"logits for {num_samples} samples of {length} tokens are too few for this batch "
+            f"({int(laid.sample_ids.max()) + 1} samples, up to {int(laid.token.max()) + 1} "
+            "tokens): draw them with sample_logits for at least that many"
+        )
+    dev = logits.device
+    s, j = laid.sample_ids.clamp_min(0).to(dev), laid.token.to(dev)
+    trained = torch.where(laid.mask.to(dev) > 0, labels[s, j], -100)
+    return token_losses(logits[s, j], trained)

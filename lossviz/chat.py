@@ -36,6 +36,7 @@ from importlib import resources
 import torch
 
 from .checks import number
+from .reductions import weights
 from .tokenizer import FILLER_WORDS, IM_END, IM_START, build_vocab, load_tokenizer
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "loss_mask",
     "split_turns",
     "turn_weights",
+    "batch_turn_weights",
     "completion_only_mask",
     "find_subsequence",
     "synthetic_conversation",
@@ -239,6 +241,37 @@ def turn_weights(tokenized: ChatTokens, w: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"w has {w.numel()} entries but the conversation has {len(tokenized)}")
     out = torch.zeros(len(tokenized.messages), dtype=w.dtype)
     return out.index_add_(0, tokenized.turn, w)
+
+
+def batch_turn_weights(
+    examples: Sequence[ChatTokens], masks: Sequence[torch.Tensor], reduction: str = "token_mean"
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Examples of one conversation trained as one batch: each token's ``W``, each turn's total.
+
+    ``examples``: K tokenized examples whose messages are prefixes of the last one's (one masked
+    conversation, or :func:`split_turns`); ``masks``: their token weights ``[T_k]`` (:func:`loss_mask`).
+    The right-padded batch ``m: [K, max T_k]`` gives ``W = weights(m, reduction)``. Returns ``w_k =
+    W[k, :T_k]`` per example, ``totals: [M]`` (``totals[i] = sum_k`` of ``w_k`` over message i of
+    example k) and ``shares``: the assistant turns' totals divided by their sum.
+    """
+    if len(examples) != len(masks) or not examples:
+        raise ValueError(f"one mask per example: got {len(examples)} examples, {len(masks)} masks")
+    batch = torch.zeros(len(examples), max(len(ex) for ex in examples))
+    for b, (ex, m) in enumerate(zip(examples, masks, strict=True)):
+        if len(m) != len(ex):
+            raise ValueError(f"mask {b} has {len(m)} entries for an example of {len(ex)} tokens")
+        batch[b, : len(m)] = m
+    w_batch = weights(batch, reduction)
+    w_rows = [w_batch[b, : len(ex)] for b, ex in enumerate(examples)]
+    msgs = examples[-1].messages
+    totals = torch.zeros(len(msgs))
+    for ex, w in zip(examples, w_rows, strict=True):
+        if tuple(ex.messages) != tuple(msgs[: len(ex.messages)]):
+            raise ValueError("every example must be a prefix of the last one (see split_turns)")
+        totals[: len(ex.messages)] += turn_weights(ex, w)
+    is_assistant = torch.tensor([m["role"] == "assistant" for m in msgs])
+    shares = totals[is_assistant] / totals[is_assistant].sum().clamp_min(1e-30)
+    return w_rows, totals, shares
 
 
 def find_subsequence(ids: Sequence[int], pattern: Sequence[int]) -> list[int]:

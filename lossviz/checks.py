@@ -25,6 +25,8 @@ __all__ = [
     "parse_list",
     "parse_int",
     "arg_type",
+    "int_arg",
+    "positive_float_arg",
     "float_dtype",
 ]
 
@@ -193,6 +195,22 @@ def arg_type(check: Callable[[str], object]) -> Callable[[str], object]:
 
     parse.__name__ = getattr(check, "__name__", "value")
     return parse
+
+
+def int_arg(flag: str, *, low: int | None = 1) -> Callable[[str], int]:
+    """An argparse ``type=`` for an integer option ``flag`` that must be ``>= low`` (default 1)."""
+    return arg_type(lambda text: parse_int(text, flag, low=low))
+
+
+def positive_float_arg(text: str) -> float:
+    """An argparse ``type=`` for a positive finite number (a learning rate, a temperature)."""
+    try:
+        value = float(text) if text.strip().isascii() else math.nan
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
 
 
 def float_dtype(*dtypes: torch.dtype) -> torch.dtype:

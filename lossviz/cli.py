@@ -1,7 +1,7 @@
 """``python -m lossviz COMMAND`` (also the ``lossviz`` console script).
 
 Each command lives in the module named for its idea and exposes ``add_arguments(parser)`` and
-``run(args) -> int``; this file only lists them, importing a module when its command is used.
+``run(args) -> int``; this file only lists them and builds one sub-parser per command.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ COMMANDS = {
         "lossviz.audit",
         "per-sample weights of a GA / data-parallel setup vs the full batch",
     ),
-    "experiment": ("lossviz.experiment", "train the tiny model under several reductions"),
+    "experiment": ("lossviz.experiments.sft_cli", "train the tiny model under several reductions"),
     "probe": ("lossviz.probe_report", "measure the real transformers Trainer's per-token weights"),
     "rl-experiment": (
-        "lossviz.rl_experiment",
+        "lossviz.experiments.rl_cli",
         "RL-train the tiny policy under GRPO / DAPO / Dr. GRPO aggregation",
     ),
 }

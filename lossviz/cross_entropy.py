@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from .checks import float_dtype
+from .reductions import reduce
+
 __all__ = ["token_losses", "cross_entropy", "shift_labels", "check_inputs"]
 
 
@@ -123,8 +126,6 @@ def cross_entropy(
     weight (a prompt-loss weight, say); it is multiplied with ``labels != ignore_index``.
     A 1-D ``labels: [N]`` is treated as one sample of N tokens.
     """
-    from .reductions import reduce  # the reductions import this module, so import late
-
     losses = token_losses(logits, labels, ignore_index=ignore_index, shift=shift)
     if reduction == "none":
         if mask is not None or params:
@@ -133,8 +134,6 @@ def cross_entropy(
                 "multiply the returned losses by your mask instead"
             )
         return losses
-    from .checks import float_dtype
-
     labels = labels.long()  # checked by token_losses above; compare in int64 (uint8 wraps -100)
     trained = labels if not shift else shift_labels(labels, ignore_index)
     # the dtype rule: counts and weights in float32 (float64 with float64 logits), never float16

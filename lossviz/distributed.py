@@ -3,8 +3,9 @@
 :func:`run_ddp` spawns ``world_size`` processes (start method ``spawn``, so it works from a notebook:
 the worker lives here, in the package, because a function defined in a notebook cannot be spawned).
 Each rank builds the same tiny model and batch, takes its share of the batch with
-:func:`lossviz.accumulation.split_batch`, runs its gradient-accumulation loop under DDP (``no_sync``
-on all but the last micro-batch, so gradients are all-reduced once, averaged over ranks), and writes
+:func:`lossviz.accumulation.split_batch`, runs the same gradient-accumulation loop as the one-process
+:func:`lossviz.step_gradients.rank_grad`, under DDP (``no_sync`` on all but the last micro-batch,
+so gradients are all-reduced once, averaged over ranks), and writes
 its gradient to a temporary file. The parent compares them with the gradient that
 ``accumulation_weights`` predicts on the full batch.
 
@@ -23,13 +24,12 @@ import socket
 import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from datetime import timedelta
 
 import torch
 
 from .checks import ArgumentTypeError, integer, integer_list, positive_int
-from .reductions import resolve
+from .reductions import resolve_reduction
 
 __all__ = ["DistributedRunError", "free_port", "run_ddp"]
 
@@ -56,7 +56,7 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
 
     from .accumulation import micro_batch_weights, split_batch
     from .model import TinyCausalLM, TinyConfig
-    from .step_gradients import _rows_losses, flat_grad, token_batch
+    from .step_gradients import rank_grad, token_batch
 
     entered = time.time()
     torch.set_num_threads(1)  # R processes share a few cores
@@ -81,18 +81,9 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
         for normalize in cfg["normalizations"]:
             local = micro_batch_weights(mask, plan, reduction=cfg["reduction"], normalize=normalize)
             model = DDP(TinyCausalLM(model_cfg))
-            last = len(plan[rank]) - 1
-            for k, (rows, w) in enumerate(zip(plan[rank], local[rank], strict=True)):
-                # DDP all-reduces (and averages) the gradient once, on the last micro-batch
-                ctx = model.no_sync() if k < last else nullcontext()
-                with ctx:
-                    if rows:
-                        losses = _rows_losses(model, batch, torch.tensor(rows))
-                        (w * losses).sum().backward()
-                    elif k == last:  # empty, but this rank must still join the all-reduce
-                        losses = _rows_losses(model, batch, torch.tensor(plan[rank][0][:1]))
-                        (losses.sum() * 0.0).backward()
-            grads[normalize] = flat_grad(model.module)
+            grads[normalize] = rank_grad(
+                model, batch, plan[rank], local[rank], no_sync=model.no_sync
+            )
         times = {"entered": entered, "joined": joined, "done": time.time()}
         path = os.path.join(out_dir, f"rank{rank}.pt")
         torch.save({"grads": grads, "times": times}, path + ".tmp")
@@ -158,7 +149,7 @@ def run_ddp(
     lengths = integer_list("lengths", lengths, low=1)
     world_size = integer("world_size (local processes)", world_size, low=2, high=8)
     micro_batches = positive_int("micro_batches", micro_batches)
-    reduction = resolve(reduction).name
+    reduction = resolve_reduction(reduction).name
     if isinstance(normalizations, str) or not normalizations:
         raise ValueError(
             f"normalizations must be a non-empty list such as ('naive', 'global'), got "
@@ -175,7 +166,7 @@ def run_ddp(
     if fail_rank is not None:
         fail_rank = integer("fail_rank", fail_rank, low=0, high=world_size - 1)
     split_batch(len(lengths), micro_batches=micro_batches, world_size=world_size)  # fail early
-    model_cfg = {"max_len": max(64, max(lengths) + 1)}
+    model_cfg = {"context_length": max(64, max(lengths) + 1)}
     start, wall = time.perf_counter(), time.time()
     with tempfile.TemporaryDirectory(prefix="lossviz-ddp-") as out_dir:
         cfg = {

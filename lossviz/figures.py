@@ -27,20 +27,25 @@ METADATA = {"Software": None}
 def _weights_token_vs_sample_mean() -> Figure:
     from .batching import mask_from_lengths
     from .plots.reductions import weights_figure
+    from .reductions import sample_weights, weights
 
-    return weights_figure(mask_from_lengths([2, 6, 4]), ["token_mean", "sample_mean"], dpi=DPI)
+    mask = mask_from_lengths([2, 6, 4])
+    names = ("token_mean", "sample_mean")
+    w = {name: weights(mask, name) for name in names}
+    shares = {name: sample_weights(mask, name) for name in names}
+    return weights_figure(w, mask == 0, shares=shares, dpi=DPI)
 
 
 def _experiment_accuracy_by_length() -> Figure:
-    from .experiment import load_results
+    from .experiments.sft_results import load_results
     from .plots.experiment import experiment_figure
 
     return experiment_figure(load_results())
 
 
 def _rl_incorrect_length() -> Figure:
+    from .experiments.rl_results import load_rl_results
     from .plots.rl_experiment import rl_figure
-    from .rl_experiment import load_rl_results
 
     return rl_figure(load_rl_results())
 

@@ -68,6 +68,15 @@ def tiny_tokenizer(words: tuple[str, ...] = (), chat_template: str | None = CHAT
     return out
 
 
+# one shape for every tiny transformers model here: 1 layer, hidden 16, 2 heads (fast on a CPU)
+_TINY_SHAPE = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+}
+
+
 def tiny_model(vocab_size: int, seed: int = 0, dtype=None):
     """A 1-layer Qwen2 causal LM (hidden 16) from a config, its weights drawn with ``seed``."""
     import torch
@@ -75,10 +84,7 @@ def tiny_model(vocab_size: int, seed: int = 0, dtype=None):
 
     config = Qwen2Config(
         vocab_size=vocab_size,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
+        **_TINY_SHAPE,
         num_key_value_heads=1,
         max_position_embeddings=128,
         pad_token_id=0,
@@ -102,10 +108,7 @@ def tiny_llama(vocab_size: int, seed: int):
 
     cfg = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
+        **_TINY_SHAPE,
         num_key_value_heads=2,
         max_position_embeddings=2048,
     )

@@ -24,7 +24,7 @@ class TinyConfig:
     d_model: int = 32
     n_heads: int = 2
     n_layers: int = 2
-    max_len: int = 256
+    context_length: int = 256
     seed: int = 0
 
 
@@ -75,7 +75,7 @@ class TinyCausalLM(nn.Module):
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(cfg.seed)  # the config alone fixes the initial weights
         self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.pos = nn.Embedding(cfg.context_length, cfg.d_model)
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
         self.ln = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
@@ -89,9 +89,9 @@ class TinyCausalLM(nn.Module):
     ) -> torch.Tensor:
         """Logits ``[B, T, V]``; ``position_ids``/``sample_ids`` ``[B, T]`` as in :class:`lossviz.Batch`."""
         B, T = input_ids.shape
-        if T > self.cfg.max_len:
+        if T > self.cfg.context_length:
             raise ValueError(
-                f"sequence length {T} exceeds max_len={self.cfg.max_len} of the config"
+                f"sequence length {T} exceeds context_length={self.cfg.context_length} of the config"
             )
         if position_ids is None:
             position_ids = torch.arange(T, device=input_ids.device).expand(B, T)

@@ -33,7 +33,7 @@ __all__ = [
     "DTYPES",
     "MAX_TOKENS",
     "METHODS",
-    "REDUCTIONS",
+    "PRECISION_REDUCTIONS",
     "PrecisionCurves",
     "compare_devices",
     "compute_curves",
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-REDUCTIONS = ("sum", "token_mean")
+PRECISION_REDUCTIONS = ("sum", "token_mean")
 METHODS = ("sequential", "torch")
 MAX_TOKENS = 2**22  # 4,194,304 tokens: a few long-context batches
 _SIGNIFICANT_BITS = {torch.float32: 24, torch.bfloat16: 8, torch.float16: 11}
@@ -143,7 +143,7 @@ def torch_reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
         return x.sum()
     if reduction == "token_mean":
         return x.mean()
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    raise ValueError(f"reduction must be one of {PRECISION_REDUCTIONS}, got {reduction!r}")
 
 
 def relative_error(value: np.ndarray | float, reference: np.ndarray | float) -> np.ndarray:
@@ -226,7 +226,7 @@ def compute_curves(
         last_move = int(moved[-1]) + 2 if len(moved) else 1
         stall[name] = last_move if last_move < max_tokens else None
         xd = x.to(dt)
-        for reduction in REDUCTIONS:
+        for reduction in PRECISION_REDUCTIONS:
             values[(name, reduction, "torch")] = np.array(
                 [float(torch_reduce(xd[:n], reduction)) for n in ns]
             )
@@ -321,7 +321,7 @@ def compare_devices(
     x = per_token_losses(positive_int("n", n), seed=seed)
     xd = x.to(_dtype(dtype))
     out = {"n": float(n)}
-    for reduction in REDUCTIONS:
+    for reduction in PRECISION_REDUCTIONS:
         ref = float(torch_reduce(x, reduction))
         cpu = float(torch_reduce(xd, reduction))
         other = float(torch_reduce(xd.to(dev), reduction).cpu())

@@ -43,7 +43,9 @@ __all__ = [
     "pair_loss",
     "preference_weights",
     "sequence_logps",
+    "shifted_pair_weights",
     "simpo_loss",
+    "uniform_logps",
 ]
 
 LOSSES = ("dpo", "simpo", "ipo")
@@ -207,3 +209,48 @@ def preference_weights(
     w_c = per_c.unsqueeze(1) * chosen_mask
     w_r = -per_r.unsqueeze(1) * rejected_mask
     return w_c + 0.0, w_r + 0.0  # + 0.0 turns -0.0 on padding into 0.0
+
+
+def uniform_logps(lengths: list[int], value: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logp [B, T], mask [B, T])``, float64: response b's ``lengths[b]`` tokens at ``value``, padding 0.
+
+    ``T = max(lengths)``; ``mask[b, t] = 1`` for ``t < lengths[b]``.
+    """
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"every response needs at least one token; got lengths {lengths}")
+    width = max(lengths)
+    mask = (torch.arange(width).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)).double()
+    return mask * value, mask
+
+
+def shifted_pair_weights(
+    loss: str,
+    chosen_lengths: list[int],
+    rejected_lengths: list[int],
+    *,
+    chosen_shift: float = 0.0,
+    rejected_shift: float = 0.0,
+    reference_logp: float = -1.0,
+    beta: float = 0.1,
+    gamma: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``(W_chosen [B, Tc], W_rejected [B, Tr], loss)`` for pairs whose every token moved alike.
+
+    The reference model gives every token the log-prob ``reference_logp``; the policy gives each
+    chosen token ``reference_logp + chosen_shift`` and each rejected one ``reference_logp +
+    rejected_shift`` (both shifts 0: the first step, policy = reference). ``W`` as in
+    :func:`preference_weights`, the loss as :func:`pair_loss`.
+    """
+    if len(chosen_lengths) != len(rejected_lengths):
+        raise ValueError(
+            f"{len(chosen_lengths)} chosen but {len(rejected_lengths)} rejected lengths: "
+            "one of each per pair"
+        )
+    chosen, chosen_mask = uniform_logps(chosen_lengths, reference_logp + chosen_shift)
+    rejected, rejected_mask = uniform_logps(rejected_lengths, reference_logp + rejected_shift)
+    ref_c, _ = uniform_logps(chosen_lengths, reference_logp)
+    ref_r, _ = uniform_logps(rejected_lengths, reference_logp)
+    args = (chosen, chosen_mask, rejected, rejected_mask)
+    kw = dict(ref_chosen=ref_c, ref_rejected=ref_r, beta=float(beta), gamma=float(gamma))
+    w_c, w_r = preference_weights(loss, *args, **kw)
+    return w_c, w_r, float(pair_loss(loss, *args, **kw))

@@ -15,8 +15,7 @@ import argparse
 import json
 import sys
 
-from .audit import _lengths, _positive
-from .checks import arg_type
+from .audit import add_step_options
 
 __all__ = ["add_arguments", "run", "report"]
 
@@ -34,32 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="transformers",
         help="the trainer to measure: transformers (the installed Trainer); default transformers",
     )
-    parser.add_argument(
-        "--lengths",
-        type=arg_type(_lengths),
-        required=True,
-        help="trained tokens of each sample, comma-separated, in data-loader order, e.g. "
+    add_step_options(
+        parser,
+        batch_flag="--per-device-batch-size",
+        lengths_help="trained tokens of each sample, comma-separated, in data-loader order, e.g. "
         "12,40,7,300; one step takes per-device-batch-size x ga-steps x world-size samples, and a "
         "shorter list whose length divides that is repeated to fill the step",
-    )
-    parser.add_argument(
-        "--per-device-batch-size",
-        type=_positive("--per-device-batch-size"),
-        default=1,
-        help="samples per forward pass on one rank (per_device_train_batch_size); default 1",
-    )
-    parser.add_argument(
-        "--ga-steps",
-        type=_positive("--ga-steps"),
-        default=1,
-        help="micro-batches accumulated per optimizer step (gradient_accumulation_steps); "
-        "default 1",
-    )
-    parser.add_argument(
-        "--world-size",
-        type=_positive("--world-size"),
-        default=1,
-        help="data-parallel processes to start (gloo on 127.0.0.1, 1 to 8); default 1",
+        world_help="data-parallel processes to start (gloo on 127.0.0.1, 1 to 8); default 1",
     )
     parser.add_argument(
         "--case",

@@ -37,10 +37,11 @@ __all__ = [
     "Reduction",
     "REDUCTIONS",
     "register",
-    "resolve",
+    "resolve_reduction",
     "weights",
     "reduce",
     "sample_weights",
+    "losses_by_reduction",
     "BatchCounts",
 ]
 
@@ -121,7 +122,7 @@ def register(
     return deco
 
 
-def resolve(name: str) -> Reduction:
+def resolve_reduction(name: str) -> Reduction:
     """The :class:`Reduction` called ``name`` (or an alias); a ``ValueError`` lists the valid ones."""
     if not isinstance(name, str) or name not in REDUCTIONS:
         valid = ", ".join(
@@ -314,7 +315,7 @@ def weights(
     none) says which sample owns each position when several share a row (packing); by default each
     row is one sample. ``if_empty``: ``"raise"`` or ``"zero"``, for a 0/0 reduction with no trained token.
     """
-    red = resolve(reduction)
+    red = resolve_reduction(reduction)
     unknown = sorted(set(params) - set(red.params))
     if unknown:
         takes = ", ".join(red.params) or "no parameters"
@@ -401,6 +402,25 @@ def sample_weights(
         return per_sample
     total = per_sample.sum()
     return per_sample / total if bool(total > 0) else torch.zeros_like(per_sample)
+
+
+def losses_by_reduction(
+    losses: torch.Tensor, mask: torch.Tensor, *, sample_ids: torch.Tensor | None = None
+) -> dict[str, float]:
+    """``{name: sum_{b,t} W[b, t] * l[b, t]}`` for every registered reduction, default parameters.
+
+    ``losses, mask, sample_ids: [B, T]`` (mask and ids moved to the losses' device). A reduction
+    that has no value here (0/0 with every token ignored) gives NaN.
+    """
+    mask = _as_mask(mask).to(losses.device)
+    ids = None if sample_ids is None else sample_ids.to(losses.device)
+    out = {}
+    for name in REDUCTIONS:
+        try:
+            out[name] = float((weights(mask, name, sample_ids=ids) * losses).sum())
+        except (ValueError, TypeError):
+            out[name] = float("nan")
+    return out
 
 
 def reduction_table() -> list[dict[str, str]]:

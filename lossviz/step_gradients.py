@@ -10,7 +10,8 @@ notebook can put the numbers side by side.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
@@ -25,7 +26,9 @@ __all__ = [
     "token_batch",
     "flat_grad",
     "weighted_grad",
+    "rank_grad",
     "accumulated_grad",
+    "ga_gradient_distances",
     "gradient_gap",
 ]
 
@@ -81,6 +84,36 @@ def weighted_grad(model: nn.Module, batch: Batch, W: torch.Tensor) -> torch.Tens
     return flat_grad(model)
 
 
+def rank_grad(
+    model: nn.Module,
+    batch: Batch,
+    rows: Sequence[Sequence[int]],
+    local: Sequence[torch.Tensor],
+    *,
+    no_sync: Callable[[], AbstractContextManager] | None = None,
+) -> torch.Tensor:
+    """Gradient ``[P]`` of one rank's GA loop: ``sum(local[k] * l[rows[k]]).backward()`` per step k.
+
+    ``rows[k]`` are the samples of micro-batch k and ``local[k]: [len(rows[k]), T]`` their weights
+    (one rank of :func:`lossviz.accumulation.micro_batch_weights`); ``.grad`` accumulates over the
+    steps from zero. Under DDP pass ``no_sync=ddp_model.no_sync``: every step but the last runs
+    without communication, so the gradients are all-reduced (averaged over ranks) once, and an empty
+    last micro-batch still joins that all-reduce with a zero loss.
+    """
+    model.zero_grad(set_to_none=True)
+    last = len(rows) - 1
+    for k, (step_rows, w) in enumerate(zip(rows, local, strict=True)):
+        sync = no_sync is None or k == last
+        with nullcontext() if sync else no_sync():
+            if step_rows:
+                losses = _rows_losses(model, batch, torch.tensor(step_rows, dtype=torch.long))
+                (w.to(losses) * losses).sum().backward()
+            elif no_sync is not None and k == last:  # nothing to add, but DDP must all-reduce
+                first = next(r for r in rows if r)[:1]
+                (_rows_losses(model, batch, torch.tensor(first)).sum() * 0.0).backward()
+    return flat_grad(getattr(model, "module", model))
+
+
 def accumulated_grad(
     model: nn.Module,
     batch: Batch,
@@ -93,28 +126,60 @@ def accumulated_grad(
 ) -> torch.Tensor:
     """Gradient ``[P]`` of a real GA loop: one forward/backward per micro-batch, grads accumulate.
 
-    Each rank's loop starts from zero gradients; the result is the mean over ranks, which is what
-    DDP's all-reduce computes (here the ranks run one after another in this process; see
-    :mod:`lossviz.distributed` for real processes).
+    Each rank's loop (:func:`rank_grad`) starts from zero gradients; the result is the mean over
+    ranks, which is what DDP's all-reduce computes (here the ranks run one after another in this
+    process; see :mod:`lossviz.distributed` for real processes).
     """
     mask = batch.loss_mask()
     plan = split_batch(mask.shape[0], micro_batches=micro_batches, world_size=world_size)
     local = micro_batch_weights(mask, plan, reduction=reduction, normalize=normalize, **params)
     total = None
     for rank_plan, rank_w in zip(plan, local, strict=True):
-        model.zero_grad(set_to_none=True)
-        for rows, w in zip(rank_plan, rank_w, strict=True):
-            if not rows:  # an empty micro-batch adds nothing
-                continue
-            losses = _rows_losses(model, batch, torch.tensor(rows, dtype=torch.long))
-            (w.to(losses) * losses).sum().backward()
-        g = flat_grad(model)
+        g = rank_grad(model, batch, rank_plan, rank_w)
         total = g if total is None else total + g
     return total / world_size
 
 
 def _l2(x: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(x.double()))
+
+
+def ga_gradient_distances(
+    lengths: Sequence[int],
+    *,
+    micro_batches: int,
+    world_size: int = 1,
+    normalizations: Sequence[str] = ("global", "naive"),
+    reduction: str = "token_mean",
+    config: TinyConfig | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    threads: int | None = 1,
+) -> dict[str, float]:
+    """``{normalize: ||g_GA - g_full||_2}``: each GA loop's gradient distance to the full batch.
+
+    A fresh :class:`TinyCausalLM` (``config``, default ``TinyConfig``) on a :func:`token_batch` of
+    ``lengths``; ``g_full`` is the gradient of ``sum(weights(mask, reduction) * l)`` from one
+    forward pass, ``g_GA`` is :func:`accumulated_grad` with that normalization. ``global`` gives
+    float rounding only; ``naive`` the accumulation bug. ``threads`` (default 1: tiny tensors, where
+    more threads only contend) is restored afterwards; ``None`` keeps torch's setting.
+    """
+    cfg = config or TinyConfig(context_length=max(256, max(lengths) + 1))
+    batch = token_batch(lengths, vocab_size=cfg.vocab_size, seed=seed)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        # a model of its own per call: its .grad is written here, so nothing shared is mutated
+        model = TinyCausalLM(cfg).to(device)
+        full = weighted_grad(model, batch, weights(batch.loss_mask(), reduction))
+        split = {"micro_batches": micro_batches, "world_size": world_size, "reduction": reduction}
+        return {
+            n: _l2(accumulated_grad(model, batch, normalize=n, **split) - full)
+            for n in dict.fromkeys(normalizations)
+        }
+    finally:
+        torch.set_num_threads(before)
 
 
 def gradient_gap(
@@ -134,7 +199,7 @@ def gradient_gap(
     naive GA vs the gradient of ``sum(W_naive * l)`` (the prediction), and, with ``reference``,
     each float32 gradient vs a float64 full-batch reference (float rounding alone vs the bug).
     """
-    cfg = config or TinyConfig(max_len=max(256, max(lengths) + 1))
+    cfg = config or TinyConfig(context_length=max(256, max(lengths) + 1))
     batch = token_batch(lengths, vocab_size=cfg.vocab_size, seed=seed)
     model = TinyCausalLM(cfg).to(device)
     mask = batch.loss_mask()

@@ -30,7 +30,7 @@ from .step_gradients import flat_grad, token_batch
 __all__ = ["StepLog", "OPTIMIZERS", "batch_lengths", "train_steps"]
 
 OPTIMIZERS = ("sgd", "adamw")
-REDUCTIONS = ("mean", "sum")
+STEP_REDUCTIONS = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def batch_lengths(
 
 
 def _check(reduction: str, optimizer: str, lr: float, scale: float, max_grad_norm) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if reduction not in STEP_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {STEP_REDUCTIONS}, got {reduction!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     for name, value in (("lr", lr), ("scale", scale)):

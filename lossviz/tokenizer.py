@@ -77,7 +77,7 @@ class Tokenizer:
             raise ValueError(f"the vocabulary lacks the base pieces {missing[:5]}")
         self.vocab = list(vocab)
         self.ids = {p: i for i, p in enumerate(self.vocab)}
-        self.max_len = max(len(p) for p in self.vocab if p not in SPECIAL_TOKENS)
+        self.longest_piece = max(len(p) for p in self.vocab if p not in SPECIAL_TOKENS)
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -108,7 +108,7 @@ class Tokenizer:
         norm = text.replace(" ", SPACE)
         pieces, i = [], 0
         while i < len(norm):
-            for j in range(min(len(norm), i + self.max_len), i, -1):
+            for j in range(min(len(norm), i + self.longest_piece), i, -1):
                 if norm[i:j] in self.ids:
                     pieces.append((norm[i:j], offset + i, offset + j))
                     i = j

@@ -83,11 +83,11 @@ def test_ddp_weights_ranks_equally_under_naive():
     assert torch.allclose(W.sum(1), torch.tensor([0.1, 0.9]))
 
 
-REDUCTIONS = ["token_mean", "sample_mean", "seq_mean_token_sum", "sum", "padded_mean"]
+GA_REDUCTIONS = ["token_mean", "sample_mean", "seq_mean_token_sum", "sum", "padded_mean"]
 
 
 @settings(max_examples=150, deadline=None)
-@given(lengths_st, st.integers(1, 5), st.integers(1, 3), st.sampled_from(REDUCTIONS))
+@given(lengths_st, st.integers(1, 5), st.integers(1, 3), st.sampled_from(GA_REDUCTIONS))
 def test_global_equals_the_full_batch_for_any_lengths_and_split(lengths, G, R, reduction):
     if len(lengths) < R:
         return
@@ -185,3 +185,28 @@ def test_trainer_normalizations_local_and_unscaled():
     assert torch.equal(plan_weights(mask, plan, normalize="naive"), naive)
     with pytest.raises(ValueError, match="exactly once"):
         plan_weights(mask, [[[0, 1]], [[2]]])
+
+
+def test_group_by_deals_samples_in_the_order_of_their_keys():
+    assert lv.split_batch(4, micro_batches=2, group_by=[9, 2, 7, 1]) == [[[3, 1], [2, 0]]]
+    # a stable sort: equal keys keep their order; tuples sort by the first length, then the next
+    assert lv.split_batch(4, micro_batches=2, group_by=[(3, 1), (1, 5), (3, 0), (1, 5)]) == [
+        [[1, 3], [2, 0]]
+    ]
+    # with ranks, the sorted order (10, 20, 30, 40 = samples 1, 3, 2, 0) is dealt round-robin
+    assert lv.split_batch(4, micro_batches=1, world_size=2, group_by=[40, 10, 30, 20]) == [
+        [[1, 2]],
+        [[3, 0]],
+    ]
+    with pytest.raises(ValueError, match="one key per sample"):
+        lv.split_batch(4, micro_batches=2, group_by=[1, 2])
+
+
+def test_grouped_naive_accumulation_weighs_short_micro_batches_up():
+    lengths = [30, 2, 28, 3]
+    mask = lv.mask_from_lengths(lengths)
+    W = lv.accumulation_weights(mask, micro_batches=2, normalize="naive", group_by=lengths)
+    # the two short samples share a micro-batch: each of their 5 tokens weighs 1/(5*2)
+    assert W.sum(1).tolist() == pytest.approx([30 / 116, 2 / 10, 28 / 116, 3 / 10])
+    grouped_global = lv.accumulation_weights(mask, micro_batches=2, group_by=lengths)
+    assert torch.allclose(grouped_global, lv.weights(mask, "token_mean"))

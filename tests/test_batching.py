@@ -34,11 +34,11 @@ def test_mask_from_lengths_errors(lengths, kwargs, words):
 
 
 def test_pack_lengths_ignores_the_first_label_of_each_piece():
-    mask, ids = lv.pack_lengths([2, 3, 4], row_length=8)
+    mask, ids = lv.batching.pack_lengths([2, 3, 4], row_length=8)
     assert mask.tolist() == [[0, 1, 1, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 0, 0, 0]]
     assert ids.tolist() == [[0, 0, 0, 1, 1, 1, 1, -1], [2, 2, 2, 2, 2, -1, -1, -1]]
     with pytest.raises(ValueError, match="row_length"):
-        lv.pack_lengths([9], row_length=8)
+        lv.batching.pack_lengths([9], row_length=8)
 
 
 def test_pad_and_pack_train_len_minus_one_tokens_per_sequence():
@@ -77,3 +77,44 @@ def test_model_is_fixed_by_its_config():
     assert a(ids).shape == (2, 5, 64)
     with pytest.raises(ValueError, match="divisible"):
         TinyCausalLM(TinyConfig(d_model=30, n_heads=4))
+
+
+def test_lay_out_places_each_samples_tokens_in_order():
+    right, left = lv.batching.lay_out([2, 3], "right"), lv.batching.lay_out([2, 3], "left")
+    assert right.token.tolist() == [[0, 1, 0], [0, 1, 2]]
+    assert left.token.tolist() == [[0, 0, 1], [0, 1, 2]]
+    assert left.sample_ids.tolist() == [[-1, 0, 0], [1, 1, 1]]
+    packed = lv.batching.lay_out([2, 3], "packed")  # rows of 2 * (3 + 1) = 8 positions
+    assert packed.mask.tolist() == [[0, 1, 1, 0, 1, 1, 1, 0]]
+    assert packed.sample_ids.tolist() == [[0, 0, 0, 1, 1, 1, 1, -1]]
+    assert packed.token.tolist() == [[0, 0, 1, 0, 0, 1, 2, 0]]
+    assert lv.batching.lay_out([2, 3], "packed", 16).mask.shape == (1, 16)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        lv.batching.lay_out([2], "diagonal")
+
+
+def test_every_layout_gives_a_sample_the_same_token_losses():
+    """l[b, t] = CE(logits[s, j], labels[s, j]): the layout moves losses, it never changes them."""
+    logits, labels = lv.batching.sample_logits(3, 5, 7, seed=1)
+    assert logits.shape == (3, 5, 7) and labels.shape == (3, 5) and int(labels.max()) < 7
+    again, _ = lv.batching.sample_logits(3, 5, 7, seed=1)
+    assert torch.equal(logits, again)
+    by_hand = torch.nn.functional.cross_entropy(logits[2, 3], labels[2, 3])
+    per_layout = {}
+    for layout in lv.batching.BATCH_LAYOUTS:
+        laid = lv.batching.lay_out([4, 1, 5], layout, 4)
+        losses = lv.batching.laid_out_token_losses(laid, logits, labels)
+        assert float(losses[laid.mask == 0].abs().sum()) == 0.0
+        sample_2 = (laid.sample_ids == 2) & (laid.mask > 0)
+        per_layout[layout] = losses[sample_2]
+        assert float(losses[sample_2][3]) == pytest.approx(float(by_hand), rel=1e-6)
+    assert torch.equal(per_layout["right"], per_layout["left"])
+    assert torch.equal(per_layout["right"], per_layout["packed"])
+
+
+def test_too_few_logits_are_explained():
+    logits, labels = lv.batching.sample_logits(2, 3, 5)
+    with pytest.raises(ValueError, match="draw them with sample_logits"):
+        lv.batching.laid_out_token_losses(lv.batching.lay_out([2, 4]), logits, labels)
+    with pytest.raises(ValueError, match="num_samples"):
+        lv.batching.sample_logits(0, 3, 5)

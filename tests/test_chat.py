@@ -242,3 +242,23 @@ def test_mask_invariants_on_random_conversations(messages, plw):
     assert torch.equal(weighted == 1, every == 1) or torch.tensor(plw).item() == 1.0
     assert bool(((weighted == 1) | (weighted == plw)).all())
     assert torch.equal(turn_weights(t, torch.ones(len(t))).sum(), torch.tensor(float(len(t))))
+
+
+def test_batch_turn_weights_of_a_split_conversation():
+    """Split into one example per assistant turn, token mean weighs each assistant turn by its
+    tokens: the turn totals are n_turn / N, and every example's W sums with the others to 1."""
+    msgs = synthetic_conversation([3, 3], [2, 6])
+    examples = [tokenize(m) for m in split_turns(msgs)]
+    masks = [loss_mask(ex, "last_assistant") for ex in examples]
+    w_rows, totals, shares = lv.chat.batch_turn_weights(examples, masks, "token_mean")
+    assert [len(w) for w in w_rows] == [len(ex) for ex in examples]
+    assert float(sum(w.sum() for w in w_rows)) == pytest.approx(1.0)
+    trained = [float(m.sum()) for m in masks]  # each turn's content and its <|im_end|>
+    assert shares.tolist() == pytest.approx([t / sum(trained) for t in trained])
+    assert float(totals.sum()) == pytest.approx(1.0)
+    roles = [m["role"] for m in examples[-1].messages]
+    assert [float(v) for v, r in zip(totals, roles, strict=True) if r == "user"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="one mask per example"):
+        lv.chat.batch_turn_weights(examples, masks[:1])
+    with pytest.raises(ValueError, match="prefix"):
+        lv.chat.batch_turn_weights(examples[::-1], masks[::-1])

@@ -7,17 +7,17 @@ import lossviz as lv
 
 
 def test_cpu_is_always_listed_first():
-    found = lv.available_devices()
+    found = lv.devices.available_devices()
     assert found[0] == "cpu"
-    assert lv.default_device() in found
-    assert (len(found) == 1) == ("Only the CPU" in lv.describe_devices())
+    assert lv.devices.default_device() in found
+    assert (len(found) == 1) == ("Only the CPU" in lv.devices.describe_devices())
 
 
 def test_resolve_device_rejects_missing_devices():
-    assert lv.resolve_device("cpu") == torch.device("cpu")
+    assert lv.devices.resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="not available"):
-            lv.resolve_device("cuda:0")
+            lv.devices.resolve_device("cuda:0")
 
 
 def test_seed_all_makes_draws_repeat():

@@ -67,7 +67,7 @@ def test_two_rank_ddp_gradients_equal_what_w_predicts():
 
 def test_a_failing_rank_ends_the_group_with_a_clear_error_and_no_process_left():
     before = _children()
-    with pytest.raises(lv.DistributedRunError, match="rank 1 of 2 failed") as info:
+    with pytest.raises(lv.distributed.DistributedRunError, match="rank 1 of 2 failed") as info:
         lv.run_ddp([4, 3, 9, 1], world_size=2, fail_rank=1, timeout=60)
     assert "injected failure" in str(info.value)
     assert len(info.value.pids) == 2
@@ -108,7 +108,9 @@ def test_three_ranks_with_an_empty_micro_batch_still_match_w():
 
 def test_a_group_that_runs_past_its_timeout_is_ended():
     before = _children()
-    with pytest.raises(lv.DistributedRunError, match="did not finish within 0.5 s") as info:
+    with pytest.raises(
+        lv.distributed.DistributedRunError, match="did not finish within 0.5 s"
+    ) as info:
         lv.run_ddp([4, 3], world_size=2, timeout=0.5)
     assert not any(_alive(p) for p in info.value.pids)
     assert _children() == before

@@ -16,7 +16,7 @@ import lossviz as lv
 def data():
     chats = lv.chat.load_chats()
     tokenized = [lv.chat.tokenize(c) for c in chats]
-    counts = [lv.prompt_weight.token_counts(t) for t in tokenized]
+    counts = [lv.prompt_loss.token_counts(t) for t in tokenized]
     masks = [lv.chat.loss_mask(t, "assistant", 0.1) for t in tokenized]
     return counts, torch.nn.utils.rnn.pad_sequence(masks, batch_first=True)
 
@@ -35,7 +35,7 @@ def test_token_mean_share_follows_the_pooled_ratio_not_either_mean(data):
     c_all, p_all = (sum(x) for x in zip(*counts, strict=True))
     exact = float(lv.weights(batch, "token_mean")[batch == 1].sum())
     assert exact == pytest.approx(c_all / (c_all + 0.1 * p_all), abs=1e-5)  # float32 masks
-    means = lv.ratio_means([c / p for c, p in counts])
+    means = lv.prompt_loss.ratio_means([c / p for c, p in counts])
     share = {k: means[k] / (means[k] + 0.1) for k in ("arithmetic", "geometric")}
     # notebook 07's table: pooled 0.762 -> 0.884, arithmetic 2.322 -> 0.959, geometric 0.327 -> 0.766
     assert round(c_all / p_all, 3) == 0.762 and round(exact, 3) == 0.884
@@ -53,5 +53,5 @@ def test_geometric_mean_sits_near_the_median_and_sample_mean_averages_shares(dat
     assert round(median, 3) == 0.781
     sample = float(lv.weights(batch, "sample_mean")[batch == 1].sum())
     assert sample == pytest.approx(sum(own) / len(own), abs=1e-5) and round(sample, 3) == 0.640
-    geo = lv.ratio_means(rg)["geometric"]
+    geo = lv.prompt_loss.ratio_means(rg)["geometric"]
     assert abs(geo / statistics.median(rg) - 1) < 0.1  # 0.327 vs 0.357

@@ -1,7 +1,7 @@
 import pytest
 from matplotlib.figure import Figure
 
-from lossviz.experiment import load_results
+from lossviz.experiments.sft_results import load_results
 from lossviz.plots.experiment import (
     experiment_figure,
     heldout_curves,

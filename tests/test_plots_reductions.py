@@ -25,7 +25,7 @@ def _image(ax):
 
 
 def test_padding_cells_are_grey_and_zero_weight_cells_are_not():
-    mask, ids = lv.pack_lengths(
+    mask, ids = lv.batching.pack_lengths(
         [2, 3], 5
     )  # two rows; each piece starts with an unlabelled (weight 0) token
     w = lv.weights(mask, "token_mean", sample_ids=ids)
@@ -63,11 +63,34 @@ def test_share_bars_and_reference_lines(lengths):
 
 def test_weights_figure_one_panel_per_reduction_on_one_scale():
     mask = lv.mask_from_lengths([2, 6])
-    fig = weights_figure(mask, ["token_mean", "sample_mean"])
+    names = ["token_mean", "sample_mean"]
+    w = {r: lv.weights(mask, r) for r in names}
+    shares = {r: lv.sample_weights(mask, r) for r in names}
+    fig = weights_figure(w, mask == 0, shares=shares)
     images = [im for ax in fig.axes for im in ax.get_images()]
     assert len(images) == 2
     assert images[0].get_clim() == images[1].get_clim() == (0.0, pytest.approx(0.25))
     assert "0.25, 0.75" in fig.axes[0].get_title() and "0.50, 0.50" in fig.axes[1].get_title()
+    assert np.array_equal(np.ma.filled(images[1].get_array(), 0.0), w["sample_mean"].numpy())
+
+
+def test_weights_figure_takes_plain_numbers():
+    """Lists and numpy arrays in, no torch: the picture draws the W it is given."""
+    w = [[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]
+    pad = np.array([[False, False, True], [False, True, True]])
+    fig = weights_figure({"made up": np.array(w)}, pad)
+    (image,) = fig.axes[0].get_images()
+    assert np.ma.filled(image.get_array(), -1.0).tolist() == [[0.5, 0.5, -1.0], [1.0, -1.0, -1.0]]
+    assert fig.axes[0].get_title() == "made up"  # no shares given: no shares written
+    im = draw_weights(Figure().subplots(), w, pad.tolist())
+    assert np.ma.getmaskarray(im.get_array()).tolist() == pad.tolist()
+
+
+def test_weights_figure_explains_a_shape_mismatch():
+    with pytest.raises(ValueError, match="pad's shape"):
+        weights_figure({"sum": np.ones((2, 3))}, np.zeros((2, 4), bool))
+    with pytest.raises(ValueError, match="weights is empty"):
+        weights_figure({}, np.zeros((2, 4), bool))
 
 
 def test_reduction_figure_draws_every_sample_on_labelled_axes():

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from lossviz.experiments.rl_results import load_rl_results
+from lossviz.experiments.rl_training import METRICS
 from lossviz.plots.rl_experiment import METRIC_LABELS, rl_curves, rl_figure
-from lossviz.rl_experiment import load_rl_results
-from lossviz.rl_training import METRICS
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,7 @@ def test_fp16_torch_sum_overflows_near_1e4_tokens_but_mean_does_not():
 
 
 def test_error_bounds_stated_in_the_notebook():
-    for reduction in P.REDUCTIONS:
+    for reduction in P.PRECISION_REDUCTIONS:
         assert TABLE.error("float32", reduction, "torch").max() < 2**-22
         assert TABLE.error("bfloat16", reduction, "torch").max() < 2**-7
         seq = TABLE.error("float32", reduction, "sequential")[-1]
@@ -118,7 +118,7 @@ def test_stored_table_matches_a_fresh_computation():
         n = int(TABLE.ns[i])
         assert TABLE.reference["sum"][i] == pytest.approx(math.fsum(x[:n].tolist()), rel=1e-12)
         for name, dt in P.DTYPES.items():
-            for reduction in P.REDUCTIONS:
+            for reduction in P.PRECISION_REDUCTIONS:
                 fresh = float(P.torch_reduce(x[:n].to(dt), reduction))
                 cached = TABLE.values[(name, reduction, "torch")][i]
                 ref = TABLE.reference[reduction][i]
@@ -228,7 +228,7 @@ def test_inputs_are_checked():
 def test_cpu_and_cuda_agree_within_tolerance(dtype, tol):
     n = 1_000_000 if dtype != "float16" else 10_000
     out = P.compare_devices("cuda:0", n, dtype=dtype)
-    for reduction in P.REDUCTIONS:
+    for reduction in P.PRECISION_REDUCTIONS:
         assert out[f"{reduction}_rel_diff"] <= tol
         assert out[f"{reduction}_device_rel_err"] <= 2 * tol
 

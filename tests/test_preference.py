@@ -122,3 +122,23 @@ def test_long_pairs_saturate_dpo_sooner():
 def test_bad_input_names_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call(pair([2], [3]))
+
+
+def test_uniform_logps_and_shifted_pairs_match_the_hand_built_pairs():
+    logp, mask = P.uniform_logps([2, 3], -0.5)
+    assert logp.tolist() == [[-0.5, -0.5, 0.0], [-0.5, -0.5, -0.5]]
+    assert mask.tolist() == [[1, 1, 0], [1, 1, 1]] and logp.dtype == torch.float64
+    c, cm, r, rm = pair([4, 40], [40, 4], logp_c=-0.8, logp_r=-1.3)
+    ref_c, _, ref_r, _ = pair([4, 40], [40, 4])
+    for loss in P.LOSSES:
+        kw = dict(ref_chosen=ref_c, ref_rejected=ref_r, beta=0.3, gamma=0.5)
+        w_c, w_r, value = P.shifted_pair_weights(
+            loss, [4, 40], [40, 4], chosen_shift=0.2, rejected_shift=-0.3, beta=0.3, gamma=0.5
+        )
+        want_c, want_r = P.preference_weights(loss, c, cm, r, rm, **kw)
+        assert torch.allclose(w_c, want_c) and torch.allclose(w_r, want_r)
+        assert value == pytest.approx(float(P.pair_loss(loss, c, cm, r, rm, **kw)))
+    with pytest.raises(ValueError, match="one of each per pair"):
+        P.shifted_pair_weights("dpo", [1, 2], [1])
+    with pytest.raises(ValueError, match="at least one token"):
+        P.uniform_logps([2, 0], -1.0)

@@ -104,3 +104,27 @@ def test_the_core_imports_without_the_trainers_extra():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_one_meaning_per_name():
+    """REDUCTIONS is the registry of lossviz.reductions and nothing else; the explorers' layouts and
+    their longest length have one name each (BATCH_LAYOUTS, TURN_LAYOUTS, MAX_LENGTH)."""
+    import ast
+
+    defined: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "lossviz").rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            targets += [node.target] if isinstance(node, ast.AnnAssign) else []
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    defined.setdefault(t.id, []).append(path.relative_to(ROOT).as_posix())
+    assert defined["REDUCTIONS"] == ["lossviz/reductions.py"]
+    assert defined["BATCH_LAYOUTS"] == ["lossviz/batching.py"]
+    assert defined["TURN_LAYOUTS"] == ["lossviz/widgets/chat.py"]
+    assert not {"LAYOUTS", "MAX_LEN"} & set(defined), "use BATCH_LAYOUTS / TURN_LAYOUTS, MAX_LENGTH"
+    # max_len meant a model's positions and a vocabulary's longest piece: now context_length and
+    # longest_piece; the module lossviz.prompt_loss is not called prompt_weight (a float elsewhere)
+    source = {p: p.read_text(encoding="utf-8") for p in (ROOT / "lossviz").rglob("*.py")}
+    assert not [p.name for p, text in source.items() if re.search(r"\bmax_len\b", text)]
+    assert not (ROOT / "lossviz" / "prompt_weight.py").exists()

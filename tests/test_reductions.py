@@ -88,7 +88,7 @@ def test_permuting_samples_permutes_w(lengths, name, rnd):
 @given(lengths_st, st.sampled_from(["sum", "token_mean", "sample_mean", "seq_mean_token_sum"]))
 def test_packed_rows_weigh_samples_like_padded_rows(lengths, name):
     padded = lv.sample_weights(lv.mask_from_lengths(lengths), name)
-    mask, ids = lv.pack_lengths(lengths, row_length=max(lengths) + 1 + 4)
+    mask, ids = lv.batching.pack_lengths(lengths, row_length=max(lengths) + 1 + 4)
     packed = lv.sample_weights(mask, name, sample_ids=ids)
     torch.testing.assert_close(packed, padded)
 
@@ -137,8 +137,8 @@ def test_registry_names_aliases_and_new_reductions():
     assert "mean" not in list(lv.REDUCTIONS)  # aliases resolve but are not listed twice
     assert lv.REDUCTIONS["mean"].name == "token_mean"
     with pytest.raises(ValueError, match="already taken"):
-        lv.register("mean", "", "")(lambda mask, counts: mask)
-    assert len(lv.reduction_table()) == len(lv.REDUCTIONS)
+        lv.reductions.register("mean", "", "")(lambda mask, counts: mask)
+    assert len(lv.reductions.reduction_table()) == len(lv.REDUCTIONS)
 
 
 def test_bad_masks_and_params():
@@ -154,3 +154,16 @@ def test_bad_masks_and_params():
         lv.reduce(torch.ones(2, 3), torch.ones(2, 4))
     with pytest.raises(ValueError, match="if_empty"):
         lv.weights(torch.ones(1, 3), if_empty="nan")
+
+
+def test_losses_by_reduction_is_each_reductions_sum_of_w_times_l():
+    mask, ids = lv.batching.pack_lengths([3, 1, 4], 6)
+    losses = losses_like(mask, seed=3)
+    got = lv.reductions.losses_by_reduction(losses, mask, sample_ids=ids)
+    assert list(got) == list(lv.REDUCTIONS)
+    for name, value in got.items():
+        w = lv.weights(mask, name, sample_ids=ids)
+        assert value == pytest.approx(float((w * losses).sum()), rel=1e-12)
+    assert got["sum"] == pytest.approx(float(losses.sum()), rel=1e-12)
+    empty = lv.reductions.losses_by_reduction(torch.zeros(1, 3), torch.zeros(1, 3))
+    assert empty["sum"] == 0.0 and empty["token_mean"] != empty["token_mean"]  # 0/0 is NaN

@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from lossviz import rl
-from lossviz.model import TinyCausalLM
-from lossviz.rl_experiment import load_rl_results, rl_config_of
-from lossviz.rl_training import (
+from lossviz.experiments.rl_results import load_rl_results, rl_config_of
+from lossviz.experiments.rl_training import (
     METRICS,
     RL_ARMS,
     RLArm,
@@ -17,7 +16,8 @@ from lossviz.rl_training import (
     sample_responses,
     step_metrics,
 )
-from lossviz.tasks import EOS, sample_examples
+from lossviz.experiments.tasks import EOS, sample_examples
+from lossviz.model import TinyCausalLM
 
 
 @pytest.fixture(scope="module")

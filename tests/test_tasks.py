@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lossviz as lv
-from lossviz.tasks import (
+from lossviz.experiments.tasks import (
     BOS,
     COPY,
     EOS,
@@ -117,7 +117,7 @@ def lv_model():
     from lossviz.model import TinyCausalLM, TinyConfig
 
     cfg = TaskConfig()
-    return TinyCausalLM(TinyConfig(vocab_size=cfg.vocab_size, max_len=cfg.max_length))
+    return TinyCausalLM(TinyConfig(vocab_size=cfg.vocab_size, context_length=cfg.max_length))
 
 
 def test_to_text_by_hand():

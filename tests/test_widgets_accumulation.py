@@ -96,3 +96,31 @@ def test_explorer_reuses_its_own_figure_and_redraws_it():
     assert ex.last_view.figure is first and ex.out.outputs[0]["data"]["image/png"] != png
     other = accumulation_explorer()  # each explorer owns its figure: none is shared
     assert other.last_view.figure is not first
+
+
+@pytest.mark.parametrize("normalization", ["naive", "sum"])
+def test_the_explorer_gap_is_the_real_accumulation_loop(normalization):
+    """The gap the explorer prints is the distance of ``accumulated_grad`` (a real GA loop, one
+    backward per micro-batch, ranks averaged) to the full-batch gradient, on the explorer's model."""
+    import torch
+
+    from lossviz.model import TinyCausalLM
+    from lossviz.reductions import weights
+    from lossviz.step_gradients import accumulated_grad, token_batch, weighted_grad
+    from lossviz.widgets.accumulation import _WIDGET_MODEL
+
+    view = render_accumulation("5, 17, 9, 30", 1, 2, 2, normalization)
+    lengths = view.data["lengths"]
+    batch = token_batch(lengths, vocab_size=_WIDGET_MODEL.vocab_size, seed=0)
+    model = TinyCausalLM(_WIDGET_MODEL)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the explorer's thread count: the same float rounding, to the bit
+    try:
+        full = weighted_grad(model, batch, weights(batch.loss_mask()))
+        for name, label in [("global", "global GA (float rounding)"), (normalization, None)]:
+            ga = accumulated_grad(model, batch, micro_batches=2, world_size=2, normalize=name)
+            expected = float(torch.linalg.vector_norm((ga - full).double()))
+            assert view.data["gaps"][label or f"{name} GA"] == expected
+    finally:
+        torch.set_num_threads(before)
+    assert view.data["gaps"][f"{normalization} GA"] > 1e-3  # the bug, far above rounding

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import lossviz as lv
 from lossviz.widgets import EdgeCase
 from lossviz.widgets.reductions import (
-    LAYOUTS,
+    BATCH_LAYOUTS,
     MAX_LENGTH,
     MAX_SAMPLES,
     reduction_explorer,
@@ -33,8 +33,8 @@ def test_every_registered_reduction_is_a_choice(explorer):
 
 def test_device_choices_come_from_the_device_helper(explorer):
     device = explorer.controls["device"]
-    assert list(device.options) == lv.available_devices()
-    if lv.available_devices() == ["cpu"]:
+    assert list(device.options) == lv.devices.available_devices()
+    if lv.devices.available_devices() == ["cpu"]:
         assert device.disabled and "CPU only" in device.description
         assert "Only the CPU" in explorer.ui.children[0].children[1].children[-1].value
 
@@ -57,7 +57,7 @@ def test_hidden_length_sliders_follow_the_sample_count(explorer):
     assert shown == [None] * 3 + ["none"] * (MAX_SAMPLES - 3)
 
 
-@pytest.mark.parametrize("padding", LAYOUTS)
+@pytest.mark.parametrize("padding", BATCH_LAYOUTS)
 def test_layouts_give_the_same_loss_where_the_reduction_ignores_padding(padding):
     ref = render_reduction(4, "right", **_lengths([5, 1, 9, 3])).data["losses"]
     got = render_reduction(4, padding, 8, **_lengths([5, 1, 9, 3])).data["losses"]
@@ -115,7 +115,7 @@ def test_out_of_range_values_are_explained_not_raised(explorer):
 @settings(max_examples=25, deadline=None)
 @given(
     st.lists(st.integers(1, MAX_LENGTH), min_size=1, max_size=MAX_SAMPLES),
-    st.sampled_from(LAYOUTS),
+    st.sampled_from(BATCH_LAYOUTS),
     st.sampled_from([1, 4, 8, 16]),
 )
 def test_shares_match_the_reduction_definitions(ns, padding, multiple):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lossviz.rl_experiment import late_values, load_rl_results
+from lossviz.experiments.rl_results import late_values, load_rl_results
 from lossviz.widgets.base import Canvas, EdgeCase, figure_png
 from lossviz.widgets.rl_experiment import render_rl_experiment, rl_experiment_explorer
 

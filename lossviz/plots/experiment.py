@@ -1,6 +1,6 @@
 """Plots of the reduction experiment: pure functions, results dict in, ``Figure`` out.
 
-``results`` is what :func:`lossviz.training.run_experiment` returns (or the cached JSON of it).
+``results`` is what :func:`lossviz.experiments.sft_training.run_experiment` returns (or its cached JSON).
 """
 
 from __future__ import annotations

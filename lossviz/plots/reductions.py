@@ -1,19 +1,19 @@
 """Pictures of a reduction: the weight matrix ``W[b, t]``, each sample's share, the loss it gives.
 
-Pure functions: tensors or numbers in, a ``matplotlib.figure.Figure`` out (no pyplot state). Padding
-(``sample_ids == -1``, or ``mask == 0`` when no ids are given) is drawn grey, so it never looks like a
-token with weight 0 (white): a position a sample owns but does not train, such as the first token of a
-packed piece, stays white.
+Pure functions: numbers in (lists, numpy arrays, anything ``np.asarray`` reads), a
+``matplotlib.figure.Figure`` out (no pyplot state). ``W`` and the shares come computed (``lv.weights``,
+``lv.sample_weights``): a picture never computes them. Padding (a ``pad`` cell, where no sample sits)
+is drawn grey, so it never looks like a token with weight 0 (white): a position a sample owns but
+does not train, such as the first token of a packed piece, stays white.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
-import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -49,22 +49,13 @@ def nice_ceiling(x: float) -> float:
     return next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= x * (1 - 1e-9))
 
 
-def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().to("cpu", torch.float64).numpy()
+def _numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
-
-
-def _padding(mask: torch.Tensor, sample_ids: torch.Tensor | None) -> np.ndarray:
-    """``[B, T]`` bool: True where no sample sits (grey in every picture)."""
-    if sample_ids is not None:
-        return _numpy(sample_ids) < 0
-    return _numpy(mask) <= 0
 
 
 def draw_weights(
     ax,
-    w: torch.Tensor,
+    w: np.ndarray,
     pad: np.ndarray,
     *,
     title: str = "",
@@ -73,6 +64,7 @@ def draw_weights(
 ):
     """Heatmap of ``W: [B, T]`` on ``ax``; ``pad: [B, T]`` bool cells are grey. Returns the image."""
     values = _numpy(w)
+    pad = np.asarray(pad, dtype=bool)
     shown = np.ma.masked_array(values, mask=pad)
     top = float(vmax if vmax is not None else (values.max() if values.size else 1.0)) or 1.0
     im = ax.imshow(shown, cmap=_CMAP, vmin=0.0, vmax=top, aspect="auto", interpolation="nearest")
@@ -145,32 +137,39 @@ def _move_shares(ax, artists: dict, shares: Sequence[float], token_counts: Seque
 
 
 def weights_figure(
-    mask: torch.Tensor,
-    reductions: Sequence[str],
+    weights: Mapping[str, np.ndarray],
+    pad: np.ndarray,
     *,
-    sample_ids: torch.Tensor | None = None,
+    shares: Mapping[str, Sequence[float]] | None = None,
     dpi: int = 80,
 ) -> Figure:
-    """One ``W`` heatmap per reduction, side by side on one colour scale, plus each row's share.
+    """One ``W`` heatmap per reduction, side by side on one colour scale.
 
-    ``mask: [B, T]``; ``sample_ids: [B, T]`` for packed rows. Titles carry each sample's total weight.
+    ``weights``: reduction name -> ``W: [B, T]`` (from ``lv.weights``); ``pad: [B, T]`` True where
+    no sample sits (``mask == 0``, or ``sample_ids < 0`` for packed rows). ``shares`` (optional):
+    name -> each sample's share ``[S]`` (from ``lv.sample_weights``), written under its title.
     """
-    from ..reductions import sample_weights, weights  # plots import the math, never the reverse
-
-    mats = [weights(mask, name, sample_ids=sample_ids) for name in reductions]
+    if not weights:
+        raise ValueError("weights is empty: pass {reduction name: W [B, T]} for at least one")
+    names = list(weights)
+    mats = [_numpy(weights[name]) for name in names]
+    pad = np.asarray(pad, dtype=bool)
+    if any(m.shape != pad.shape for m in mats):
+        shapes = ", ".join(f"{n} {m.shape}" for n, m in zip(names, mats, strict=True))
+        raise ValueError(f"every W must have pad's shape {pad.shape}; got {shapes}")
     vmax = max(float(m.max()) for m in mats)
-    pad = _padding(mask, sample_ids)
-    rows, cols = mask.shape
+    rows, cols = pad.shape
     fig = Figure(
         figsize=(1.0 + len(mats) * min(1.2 + 0.3 * cols, 6.0), 1.6 + 0.4 * rows),
         dpi=dpi,
         layout="constrained",
     )
     axes = fig.subplots(1, len(mats), squeeze=False)[0]
-    for ax, name, w in zip(axes, reductions, mats, strict=True):
-        shares = sample_weights(mask, name, sample_ids=sample_ids)
-        title = f"{name}\nsample shares " + ", ".join(f"{float(s):.2f}" for s in shares)
-        im = draw_weights(ax, w, pad, title=title, vmax=vmax, annotate=mask.numel() <= 60)
+    for ax, name, w in zip(axes, names, mats, strict=True):
+        title = name
+        if shares is not None:
+            title += "\nsample shares " + ", ".join(f"{float(s):.2f}" for s in shares[name])
+        im = draw_weights(ax, w, pad, title=title, vmax=vmax, annotate=pad.size <= 60)
     fig.colorbar(im, ax=list(axes), label="W[b, t]", fraction=0.04, pad=0.02)
     fig.legend(
         handles=[Patch(color=PAD_COLOR, label="padding (no sample)")],
@@ -225,7 +224,7 @@ class ReductionPicture:
 
     def update(
         self,
-        w: torch.Tensor | np.ndarray,
+        w: np.ndarray,
         pad: np.ndarray,
         shares: Sequence[float],
         token_counts: Sequence[float],
@@ -234,7 +233,7 @@ class ReductionPicture:
         """``w, pad: [B, T]`` (weights, padding cells); ``shares, token_counts: [S]``."""
         values = _numpy(w)
         rows, cols = values.shape
-        self.image.set_data(np.ma.masked_array(values, mask=pad))
+        self.image.set_data(np.ma.masked_array(values, mask=np.asarray(pad, dtype=bool)))
         self.image.set_extent((-0.5, cols - 0.5, rows - 0.5, -0.5))
         self.heat.set_xlim(-0.5, cols - 0.5)
         self.heat.set_ylim(rows - 0.5, -0.5)
@@ -245,7 +244,7 @@ class ReductionPicture:
 
 
 def reduction_figure(
-    w: torch.Tensor,
+    w: np.ndarray,
     pad: np.ndarray,
     shares: Sequence[float],
     token_counts: Sequence[float],

@@ -1,6 +1,6 @@
 """Plots of the RL aggregation experiment: pure functions, results dict in, ``Figure`` out.
 
-``results`` is what :func:`lossviz.rl_training.run_rl_experiment` returns (or its cached JSON).
+``results`` is what :func:`lossviz.experiments.rl_training.run_rl_experiment` returns (or its cached JSON).
 Every step's value comes from the responses sampled at that step; seeds are thin lines, the mean
 over seeds a thick one.
 """

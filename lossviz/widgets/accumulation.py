@@ -9,17 +9,17 @@ full-batch one, next to the float-rounding distance of the global fix. The inten
 from __future__ import annotations
 
 import functools
-from functools import lru_cache
+import math
 
 import ipywidgets as W
-import torch
 
 from ..accumulation import NORMALIZATIONS, accumulation_weights, split_batch
 from ..batching import mask_from_lengths
 from ..devices import available_devices, describe_devices
 from ..model import TinyConfig
 from ..plots.accumulation import WeightBars
-from ..reductions import weights
+from ..reductions import sample_weights
+from ..step_gradients import ga_gradient_distances
 from .base import Canvas, EdgeCase, Explorer, View, check_finite, parse_list
 
 __all__ = ["render_accumulation", "accumulation_explorer", "GRADIENT_TOKEN_BUDGET"]
@@ -33,7 +33,9 @@ MAX_SAMPLES = 32  # more bars than this are unreadable at this size
 MAX_LENGTH = 512
 # A smaller model than the default keeps one gradient comparison near 20 ms on a laptop CPU; one
 # head halves the attention softmax and mask work, which dominates at a few hundred tokens.
-_WIDGET_MODEL = TinyConfig(vocab_size=32, d_model=16, n_heads=1, n_layers=1, max_len=MAX_LENGTH + 1)
+_WIDGET_MODEL = TinyConfig(
+    vocab_size=32, d_model=16, n_heads=1, n_layers=1, context_length=MAX_LENGTH + 1
+)
 _COLUMNS = ("full batch", "naive", "global")
 
 
@@ -48,59 +50,26 @@ def _attention_cells(lengths: list[int], plan: list[list[list[int]]]) -> int:
     return full + parts
 
 
-@lru_cache(maxsize=256)
 def _gaps(lengths: tuple, G: int, R: int, normalize: str, device: str) -> dict[str, float]:
-    """L2 distance to the full-batch gradient: the global fix (float rounding) and ``normalize``.
-
-    One backward pass per micro-batch gives ``g_k``, the gradient of its token-loss sum; for the
-    token mean every normalization adds them with one scalar each (``1/N`` global,
-    ``1/(n_k G R)`` naive, ``1/(G R)`` sum), as the GA loop's ``.grad`` accumulates them.
-    """
-    from ..model import TinyCausalLM
-    from ..step_gradients import _rows_losses, flat_grad, token_batch, weighted_grad
-
-    batch = token_batch(list(lengths), vocab_size=_WIDGET_MODEL.vocab_size, seed=0)
-    mask = batch.loss_mask()
-    plan = split_batch(len(lengths), micro_batches=G, world_size=R)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread avoids contention with the kernel
-    try:
-        # a model of its own per call: its .grad is written below, so no cached model is shared
-        model = TinyCausalLM(_WIDGET_MODEL).to(device)
-        full = weighted_grad(model, batch, weights(mask))
-        parts = []  # (tokens n_k, g_k) per non-empty micro-batch
-        for rows in (mb for rank in plan for mb in rank if mb):
-            idx = torch.tensor(rows)
-            model.zero_grad(set_to_none=True)
-            (_rows_losses(model, batch, idx) * mask[idx].to(device)).sum().backward()
-            parts.append((float(mask[idx].sum()), flat_grad(model)))
-    finally:
-        torch.set_num_threads(threads)
-    N = float(mask.sum())
-    scale = {
-        "global": lambda n: 1.0 / N,
-        "naive": lambda n: 1.0 / (n * G * R),
-        "sum": lambda n: 1.0 / (G * R),
-    }
-    out = {}
-    for name in dict.fromkeys(("global", normalize)):
-        g = sum(scale[name](n) * g_k for n, g_k in parts)
-        label = f"{name} GA" + (" (float rounding)" if name == "global" else "")
-        out[label] = float((g - full).double().norm())
-    return out
+    """L2 distance to the full-batch gradient: the global fix (float rounding) and ``normalize``."""
+    dist = ga_gradient_distances(
+        list(lengths),
+        micro_batches=G,
+        world_size=R,
+        normalizations=("global", normalize),
+        config=_WIDGET_MODEL,
+        device=device,
+    )
+    return {f"{n} GA" + (" (float rounding)" if n == "global" else ""): v for n, v in dist.items()}
 
 
-@lru_cache(maxsize=64)
-def _columns(lengths: tuple, G: int, R: int) -> dict[str, torch.Tensor]:
-    """Per-sample weights ``[B]`` of one step: full batch, naive and global GA (any normalization).
-
-    Cached per layout: the normalization control does not change them.
-    """
+def _columns(lengths: tuple, G: int, R: int) -> dict[str, list[float]]:
+    """Per-sample weights ``[B]`` of one step: full batch, naive and global GA (any normalization)."""
     mask = mask_from_lengths(list(lengths))
-    cols = {"full batch": weights(mask).sum(1)}
+    cols = {"full batch": sample_weights(mask, "token_mean")}
     for n in ("naive", "global"):
         cols[n] = accumulation_weights(mask, normalize=n, micro_batches=G, world_size=R).sum(1)
-    return cols
+    return {k: v.tolist() for k, v in cols.items()}
 
 
 def render_accumulation(
@@ -131,22 +100,23 @@ def render_accumulation(
     mask = mask_from_lengths(batch_lengths)
     plan = split_batch(B, micro_batches=ga_steps, world_size=world_size)
     where = {i: (r, k) for r, rank in enumerate(plan) for k, mb in enumerate(rank) for i in mb}
-    cols = _columns(tuple(batch_lengths), ga_steps, world_size)
-    ratio = cols["naive"] / cols["full batch"]
-    worst = int((ratio.log().abs()).argmax())
-    check_finite(worst_ratio=float(ratio[worst]))
+    canvas = canvas or Canvas()
+    cols = canvas.memo(_columns, tuple(batch_lengths), ga_steps, world_size)
+    ratio = [n / f for n, f in zip(cols["naive"], cols["full batch"], strict=True)]
+    worst = max(range(B), key=lambda i: abs(math.log(ratio[i])))
+    check_finite(worst_ratio=ratio[worst])
     gaps = None
     lines = [
         f"{B} samples = micro-batch {micro_batch_size} x GA {ga_steps} x ranks {world_size}"
         + (f" (your {len(pool)} lengths repeated to fill them)" if len(pool) != B else "")
         + f"; {int(mask.sum())} trained tokens.",
         f"Naive accumulation: sample {worst} ({batch_lengths[worst]} tokens) weighs "
-        f"{float(ratio[worst]):.2f}x its full-batch weight; global: exactly 1x.",
+        f"{ratio[worst]:.2f}x its full-batch weight; global: exactly 1x.",
     ]
     small = ga_steps * world_size <= GRADIENT_MAX_MICRO_BATCHES
     small = small and sum(batch_lengths) <= GRADIENT_TOKEN_BUDGET
     if small and _attention_cells(batch_lengths, plan) <= GRADIENT_CELL_BUDGET:
-        gaps = _gaps(tuple(batch_lengths), ga_steps, world_size, normalization, device)
+        gaps = canvas.memo(_gaps, tuple(batch_lengths), ga_steps, world_size, normalization, device)
         # float rounding is shown as the bound it stays under: its digits differ from CPU to CPU
         text = ", ".join(f"{k}: {v:.1e}" if v >= 1e-6 else f"{k}: < 1e-6" for k, v in gaps.items())
         lines.append(f"Gradient distance to the full batch (L2, tiny model on {device}): {text}.")
@@ -157,18 +127,17 @@ def render_accumulation(
             f"{GRADIENT_TOKEN_BUDGET} tokens, and not when one long sample pads many short ones."
         )
     lines.append("Sample i runs on rank i mod ranks.")
-    canvas = canvas or Canvas()
     bars = canvas.picture(_COLUMNS, lambda: WeightBars(_COLUMNS))
     fig = bars.update(
         batch_lengths,
-        {k: v.tolist() for k, v in cols.items()},
+        cols,
         placement=[where[i] for i in range(B)],
         title="each sample's weight in one optimizer step",
     )
     data = {
         "lengths": batch_lengths,
-        **{k: v.tolist() for k, v in cols.items()},
-        "ratio": ratio.tolist(),
+        **cols,
+        "ratio": ratio,
         "gaps": gaps,
     }
     return View(figure=fig, text="\n".join(lines), data=data, png=canvas.png(bars))

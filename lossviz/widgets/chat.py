@@ -10,36 +10,34 @@ from __future__ import annotations
 import functools
 
 import ipywidgets as W
-import torch
 
 from ..chat import (
     STRATEGIES,
+    batch_turn_weights,
     loss_mask,
     split_turns,
     synthetic_conversation,
     tokenize,
-    turn_weights,
 )
 from ..plots.chat import ChatPicture
-from ..reductions import weights
 from .base import Canvas, EdgeCase, Explorer, View, check_finite, parse_list
 
-__all__ = ["MAX_TURNS", "MAX_LEN", "LAYOUTS", "REDUCTIONS", "parse_lengths", "render_chat"]
-__all__ += ["chat_explorer"]
+__all__ = ["MAX_TURNS", "MAX_LENGTH", "TURN_LAYOUTS", "CHAT_REDUCTIONS", "parse_lengths"]
+__all__ += ["render_chat", "chat_explorer"]
 
 MAX_TURNS = 4
-MAX_LEN = 24
-LAYOUTS = ("masked", "split")
-REDUCTIONS = ("token_mean", "sample_mean", "sum")
+MAX_LENGTH = 24  # the longest turn a length box accepts (tokens)
+# one example with the prompt masked, or one example per assistant turn (lossviz.chat.split_turns)
+TURN_LAYOUTS = ("masked", "split")
+CHAT_REDUCTIONS = ("token_mean", "sample_mean", "sum")  # the reductions the explorer offers
 
 
 def parse_lengths(text: str, turns: int) -> list[int]:
     """``"3, 12"`` -> one length per turn (the list repeats when shorter than ``turns``)."""
-    values = parse_list(text, "length", low=1, high=MAX_LEN, example="3, 12")
+    values = parse_list(text, "length", low=1, high=MAX_LENGTH, example="3, 12")
     return [values[k % len(values)] for k in range(turns)]
 
 
-@functools.lru_cache(maxsize=64)
 def _tokens(user: tuple[int, ...], assistant: tuple[int, ...], system: int, layout: str):
     msgs = synthetic_conversation(user, assistant, system)
     return [tokenize(m) for m in (split_turns(msgs) if layout == "split" else [msgs])]
@@ -67,34 +65,24 @@ def render_chat(
     """
     if not 1 <= int(turns) <= MAX_TURNS:
         raise EdgeCase(f"choose between 1 and {MAX_TURNS} turns")
-    if layout not in LAYOUTS or reduction not in REDUCTIONS or strategy not in STRATEGIES:
+    if layout not in TURN_LAYOUTS or reduction not in CHAT_REDUCTIONS or strategy not in STRATEGIES:
         raise EdgeCase(f"unknown layout, reduction or strategy: {layout}, {reduction}, {strategy}")
     user = tuple(parse_lengths(user_lengths, int(turns)))
     assistant = tuple(parse_lengths(assistant_lengths, int(turns)))
-    examples = _tokens(user, assistant, int(system_length), layout)
+    canvas = canvas or Canvas()
+    examples = canvas.memo(_tokens, user, assistant, int(system_length), layout)
     masks = [
         loss_mask(ex, strategy, float(prompt_weight), train_end_of_turn=train_end_of_turn)
         for ex in examples
     ]
     if all(float(m.sum()) == 0 for m in masks):
         raise EdgeCase("no token has a weight: every token is masked, so the loss is 0/0")
-    width = max(len(ex) for ex in examples)
-    batch = torch.zeros(len(examples), width)
-    for b, m in enumerate(masks):
-        batch[b, : len(m)] = m
-    w_batch = weights(batch, reduction)
-    w_rows = [w_batch[b, : len(ex)] for b, ex in enumerate(examples)]
+    w_rows, totals, shares = batch_turn_weights(examples, masks, reduction)
     msgs = examples[-1].messages
-    totals = torch.zeros(len(msgs))
-    for ex, w in zip(examples, w_rows, strict=True):
-        totals[: len(ex.messages)] += turn_weights(ex, w)
-    is_assistant = torch.tensor([m["role"] == "assistant" for m in msgs])
-    shares = totals[is_assistant] / totals[is_assistant].sum().clamp_min(1e-30)
     check_finite(total=float(totals.sum()))
 
     rows = [(ex.pieces, ex.roles, w.tolist()) for ex, w in zip(examples, w_rows, strict=True)]
     bar_label = "total weight" if reduction == "sum" else "share of the loss"
-    canvas = canvas or Canvas()
     picture = canvas.picture("chat", ChatPicture)
     fig = picture.update(
         rows,
@@ -146,7 +134,7 @@ def chat_explorer(**defaults) -> Explorer:
         "assistant_lengths": W.Text(
             v["assistant_lengths"], description="assistant lengths", style=style
         ),
-        "system_length": W.IntSlider(v["system_length"], 0, MAX_LEN, description="system"),
+        "system_length": W.IntSlider(v["system_length"], 0, MAX_LENGTH, description="system"),
         "strategy": W.Dropdown(options=list(STRATEGIES), value=v["strategy"], description="train"),
         "prompt_weight": W.FloatSlider(
             v["prompt_weight"],
@@ -156,8 +144,10 @@ def chat_explorer(**defaults) -> Explorer:
             description="prompt weight",
             style=style,
         ),
-        "reduction": W.Dropdown(options=REDUCTIONS, value=v["reduction"], description="reduction"),
-        "layout": W.ToggleButtons(options=LAYOUTS, value=v["layout"]),
+        "reduction": W.Dropdown(
+            options=CHAT_REDUCTIONS, value=v["reduction"], description="reduction"
+        ),
+        "layout": W.ToggleButtons(options=TURN_LAYOUTS, value=v["layout"]),
         "train_end_of_turn": W.Checkbox(v["train_end_of_turn"], description="train <|im_end|>"),
     }
     for name in ("user_lengths", "assistant_lengths"):

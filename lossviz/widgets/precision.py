@@ -96,7 +96,7 @@ def precision_explorer(
         ),
         "dtype": W.Dropdown(options=list(precision.DTYPES), value=dtype, description="dtype"),
         "reduction": W.Dropdown(
-            options=list(precision.REDUCTIONS), value=reduction, description="reduction"
+            options=list(precision.PRECISION_REDUCTIONS), value=reduction, description="reduction"
         ),
         "device": W.Dropdown(options=available_devices(), value="cpu", description="device"),
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 
 import ipywidgets as W
-import torch
 
 from .. import preference
 from ..plots.preference import PairWeightsPicture
@@ -20,16 +19,9 @@ from .rl import parse_numbers
 __all__ = ["preference_explorer", "render_preference"]
 
 MAX_PAIRS = 6
-MAX_LENGTH = 512
+MAX_LENGTH = 512  # the longest response a length box accepts (tokens)
 REFERENCE_LOGP = -1.0
 LABELS = {"dpo": "DPO (sum)", "simpo": "SimPO (average)", "ipo": "IPO (TRL: average)"}
-
-
-def _rows(lengths: list[int], value: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logp [B, T], mask [B, T])``: every response token at ``value``, padding 0."""
-    width = max(lengths)
-    mask = (torch.arange(width).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)).double()
-    return mask * value, mask
 
 
 def render_preference(
@@ -63,14 +55,16 @@ def render_preference(
         raise EdgeCase("beta must be above 0: it divides the IPO target and scales every weight")
     if loss not in preference.LOSSES:
         raise EdgeCase(f"pick one of {', '.join(preference.LOSSES)}")
-    chosen, chosen_mask = _rows(n_c, REFERENCE_LOGP + chosen_shift)
-    rejected, rejected_mask = _rows(n_r, REFERENCE_LOGP + rejected_shift)
-    ref_c, _ = _rows(n_c, REFERENCE_LOGP)
-    ref_r, _ = _rows(n_r, REFERENCE_LOGP)
-    args = (chosen, chosen_mask, rejected, rejected_mask)
-    kw = dict(ref_chosen=ref_c, ref_rejected=ref_r, beta=float(beta), gamma=float(gamma))
-    w_c, w_r = preference.preference_weights(loss, *args, **kw)
-    value = float(preference.pair_loss(loss, *args, **kw))
+    w_c, w_r, value = preference.shifted_pair_weights(
+        loss,
+        n_c,
+        n_r,
+        chosen_shift=chosen_shift,
+        rejected_shift=rejected_shift,
+        reference_logp=REFERENCE_LOGP,
+        beta=beta,
+        gamma=gamma,
+    )
     check_finite(loss=value)
     canvas = canvas or Canvas()
     picture = canvas.picture(len(n_c), lambda: PairWeightsPicture(len(n_c)))

@@ -11,84 +11,38 @@ from __future__ import annotations
 import functools
 
 import ipywidgets as W
-import torch
 
-from ..batching import mask_from_lengths, pack_lengths
-from ..cross_entropy import token_losses
+from ..batching import BATCH_LAYOUTS, laid_out_token_losses, lay_out, sample_logits
 from ..devices import available_devices, describe_devices, resolve_device
 from ..plots.reductions import ReductionPicture
-from ..reductions import REDUCTIONS, sample_weights, weights
+from ..reductions import REDUCTIONS, losses_by_reduction, sample_weights, weights
 from .base import Canvas, EdgeCase, Explorer, View, check_finite
 
 __all__ = [
     "MAX_SAMPLES",
     "MAX_LENGTH",
-    "LAYOUTS",
-    "sample_logits",
+    "BATCH_LAYOUTS",
     "render_reduction",
     "reduction_explorer",
 ]
 
 MAX_SAMPLES = 6
-MAX_LENGTH = 24
+MAX_LENGTH = 24  # the longest sample a length slider offers (trained tokens)
 VOCAB = 32
-LAYOUTS = ("right", "left", "packed")
 DEFAULT_LENGTHS = (3, 12, 6, 20, 1, 9)
 
 
-@functools.lru_cache(maxsize=8)
-def sample_logits(seed: int = 0, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded per-sample logits ``[MAX_SAMPLES, MAX_LENGTH, V]`` and labels ``[MAX_SAMPLES, MAX_LENGTH]``.
-
-    Drawn on the CPU with its own generator (the same numbers on every device), then moved.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(MAX_SAMPLES, MAX_LENGTH, VOCAB, generator=gen)
-    labels = torch.randint(0, VOCAB, (MAX_SAMPLES, MAX_LENGTH), generator=gen)
-    return logits.to(device), labels.to(device)
-
-
-def _layout(lengths: list[int], padding: str, multiple: int | None):
-    """``mask, sample_ids, index`` for the chosen layout; ``index[b, t]`` = (sample, token) or -1."""
-    if padding == "packed":
-        row = 2 * (max(lengths) + 1)  # room for about two long samples per row
-        row = -(-row // multiple) * multiple if multiple else row
-        mask, ids = pack_lengths(lengths, row)
-        cols = torch.arange(row).expand_as(ids)
-        # a piece starts with its unlabelled token, so its j-th trained token sits at start + 1 + j
-        start = torch.zeros(len(lengths), dtype=torch.long)
-        for b in range(len(lengths)):
-            start[b] = cols[ids == b].min()
-        token = cols - start[ids.clamp_min(0)] - 1
-        return mask, ids, ids.clamp_min(0), token.clamp(0, MAX_LENGTH - 1)
-    mask = mask_from_lengths(lengths, padding, multiple)
-    rows = torch.arange(len(lengths)).unsqueeze(1).expand_as(mask)
-    token = (mask.cumsum(1) - 1).clamp_min(0).long()
-    ids = torch.where(mask > 0, rows, -1)
-    return mask, ids, rows, token
-
-
-@functools.lru_cache(maxsize=64)
 def _batch_losses(ns: tuple[int, ...], padding: str, multiple: int | None, device: str, seed: int):
-    """``mask, sample_ids, token losses [B, T]`` (CPU) and the loss under every reduction.
+    """``LaidOut``, token losses ``[B, T]`` (CPU) and the loss under every reduction.
 
-    Cached: none of it depends on the chosen reduction, so switching reductions (or returning to
-    a setting) skips the torch work.
+    Remembered by the explorer's canvas: none of it depends on the chosen reduction, so switching
+    reductions (or returning to a setting) skips the torch work.
     """
-    dev = torch.device(device)
-    mask, ids, who, pos = _layout(list(ns), padding, multiple)
-    all_logits, all_labels = sample_logits(seed, device)
-    who, pos = who.to(dev), pos.to(dev)
-    labels = torch.where(mask.to(dev) > 0, all_labels[who, pos], -100)
-    losses_bt = token_losses(all_logits[who, pos], labels)
-    m, sid = mask.to(dev), ids.to(dev) if padding == "packed" else None
-    losses = {}
-    for name in REDUCTIONS:
-        try:
-            losses[name] = float((weights(m, name, sample_ids=sid) * losses_bt).sum())
-        except (ValueError, TypeError):  # a reduction that needs parameters the explorer lacks
-            losses[name] = float("nan")
-    return mask, ids, losses_bt.cpu(), losses
+    laid = lay_out(ns, padding, multiple)
+    logits, labels = sample_logits(MAX_SAMPLES, MAX_LENGTH, VOCAB, seed=seed, device=device)
+    losses_bt = laid_out_token_losses(laid, logits, labels)
+    packed = laid.sample_ids if padding == "packed" else None
+    return laid, losses_bt.cpu(), losses_by_reduction(losses_bt, laid.mask, sample_ids=packed)
 
 
 def render_reduction(
@@ -116,13 +70,15 @@ def render_reduction(
         raise EdgeCase(f"every sample needs between 1 and {MAX_LENGTH} trained tokens")
     multiple = int(pad_to_multiple_of) if int(pad_to_multiple_of) > 1 else None
     dev = resolve_device(device)
-    mask, ids, losses_bt, losses = _batch_losses(tuple(ns), padding, multiple, str(dev), int(seed))
-    mask, ids, losses = mask.clone(), ids.clone(), dict(losses)  # the cache's copies stay intact
+    canvas = canvas or Canvas(dpi=dpi)
+    args = (tuple(ns), padding, multiple, str(dev), int(seed))
+    laid, losses_bt, losses = canvas.memo(_batch_losses, *args)
+    # copies: what a caller does with View.data never reaches the remembered results
+    mask, ids, losses = laid.mask.clone(), laid.sample_ids.clone(), dict(losses)
     packed = ids if padding == "packed" else None
     w = weights(mask, reduction, sample_ids=packed)
     shares = sample_weights(mask, reduction, sample_ids=packed)
     check_finite(loss=losses[reduction], **{f"share_{b}": float(s) for b, s in enumerate(shares)})
-    canvas = canvas or Canvas(dpi=dpi)
     picture = canvas.picture(dpi, lambda: ReductionPicture(MAX_SAMPLES, dpi=dpi))
     fig = picture.update(w, (ids < 0).numpy(), shares.tolist(), ns, reduction)
     N = sum(ns)
@@ -163,7 +119,9 @@ def reduction_explorer(num_samples: int = 3, reduction: str = "token_mean") -> E
     controls = {
         "num_samples": n,
         **lengths,
-        "padding": W.ToggleButtons(options=list(LAYOUTS), value="right", description="padding"),
+        "padding": W.ToggleButtons(
+            options=list(BATCH_LAYOUTS), value="right", description="padding"
+        ),
         "pad_to_multiple_of": W.Dropdown(
             options=[1, 4, 8, 16], value=1, description="pad to multiple of", style=style
         ),

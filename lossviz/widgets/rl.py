@@ -13,7 +13,7 @@ from .base import Canvas, EdgeCase, Explorer, View, check_finite, parse_list
 __all__ = ["parse_numbers", "render_rl", "rl_explorer"]
 
 MAX_RESPONSES = 16
-MAX_LENGTH = 4096
+MAX_LENGTH = 4096  # the longest response a length box accepts (tokens)
 
 
 def parse_numbers(text: str, kind: type, what: str) -> list:

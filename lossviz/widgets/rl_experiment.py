@@ -6,8 +6,8 @@ import functools
 
 import ipywidgets as W
 
+from ..experiments.rl_results import WINDOW, late_values
 from ..plots.rl_experiment import METRIC_LABELS, RLCurvesPicture
-from ..rl_experiment import WINDOW, late_values
 from .base import Canvas, EdgeCase, Explorer, View
 
 __all__ = ["render_rl_experiment", "rl_experiment_explorer"]

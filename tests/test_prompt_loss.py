@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import lossviz as lv
 from lossviz.chat import load_chat_kinds, load_chats, loss_mask, tokenize
-from lossviz.prompt_weight import completion_share, generation_ratio, ratio_means, token_counts
+from lossviz.prompt_loss import completion_share, generation_ratio, ratio_means, token_counts
 
 CHAT = [
     {"role": "user", "content": "the cat"},

@@ -1,7 +1,7 @@
 """A tiny GRPO-style RL loop: does the loss aggregation change how long wrong answers get?
 
-The policy is :class:`~lossviz.model.TinyCausalLM` on the reverse task of :mod:`lossviz.tasks`,
-warmed up by a few supervised steps (the token mean of :func:`lossviz.training.batch_loss`) so that
+The policy is :class:`~lossviz.model.TinyCausalLM` on the reverse task of :mod:`.tasks`,
+warmed up by a few supervised steps (the token mean of :func:`.sft_training.batch_loss`) so that
 it earns some reward. Each RL step draws ``P`` prompts, samples ``G`` responses per prompt up to
 ``max_new`` tokens, scores them 1 (exact match) or 0, and turns rewards into group-relative advantages
 ``A_i = r_i - mean_g(r)`` (divided by the group's std in arms with ``std=True``). The loss is PPO's
@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .model import TinyCausalLM, TinyConfig
-from .rl import mode_weights, resolve_mode
+from ..model import TinyCausalLM, TinyConfig
+from ..rl import mode_weights, resolve_mode
+from .sft_training import ARMS as SFT_ARMS
+from .sft_training import _threads, batch_loss, greedy_decode
 from .tasks import (
     EOS,
     Bucket,
@@ -34,8 +36,6 @@ from .tasks import (
     exact_match,
     make_example,
 )
-from .training import ARMS as SFT_ARMS
-from .training import _threads, batch_loss, greedy_decode
 
 __all__ = [
     "RLArm",
@@ -155,7 +155,7 @@ class RLConfig:
             d_model=self.d_model,
             n_heads=self.n_heads,
             n_layers=self.n_layers,
-            max_len=self.task.max_prompt + self.max_new,
+            context_length=self.task.max_prompt + self.max_new,
             seed=seed,
         )
 

@@ -1,9 +1,11 @@
 import json
+import os
 
 import pytest
 
 from lossviz.cli import main
-from lossviz.experiment import (
+from lossviz.experiments.results import sign_test
+from lossviz.experiments.sft_results import (
     DEFAULT_CACHE,
     RETRAIN_TOLERANCE,
     config_of,
@@ -15,11 +17,10 @@ from lossviz.experiment import (
     paired_summary,
     retrain,
     retrain_gaps,
-    sign_test,
     summarize,
     within_retrain_tolerance,
 )
-from lossviz.training import ARMS, ExperimentConfig
+from lossviz.experiments.sft_training import ARMS, ExperimentConfig
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,9 @@ def test_cache_was_made_by_the_default_config(cached):
 def test_cache_matches_what_the_current_code_trains(cached, arm, seed):
     """Re-train cached runs from scratch: equal within the spread other CPUs' kernels give.
 
-    RETRAIN_TOLERANCE (lossviz/experiment.py) states each bound and the spread it covers: the first 20
-    steps to the stored 4 decimals, the whole run within 0.03 in loss and 3 examples of 64. ga_naive
+    RETRAIN_TOLERANCE (lossviz/experiments/sft_results.py) states each bound and the spread it
+    covers: the first 20 steps to the stored 4 decimals, the whole run within 0.03 in loss and 3
+    examples of 64. ga_naive
     seed 2 is the run that moved most between kernels (accuracy 0.6094 vs 0.5938).
     """
     fresh, old = retrain(cached, arm, seed)
@@ -125,7 +127,7 @@ def test_cli_tiny_run_writes_json(tmp_path, capsys):
     [
         ("--steps 0", "positive integer"),
         ("--steps many", "positive integer"),
-        ("--arms token_mean,median", "unknown arm"),
+        ("--arms token_mean,median", "unknown or repeated arm"),
         ("--seeds 0,0", "distinct"),
         ("--seeds a,b", "comma-separated"),
         ("--lr -1", "positive"),
@@ -231,10 +233,28 @@ def test_the_notebooks_claims_hold_in_the_240_step_cache():
 def test_cli_without_options_is_the_default_config():
     import argparse
 
-    from lossviz.experiment import add_arguments, config_from_args
+    from lossviz.experiments.sft_cli import add_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert config_from_args(parser.parse_args([])) == default_config()
     args = parser.parse_args("--steps 5 --seeds 3,4 --arms sum".split())
     assert config_from_args(args) == ExperimentConfig(steps=5, seeds=(3, 4), arms=("sum",))
+
+
+def test_a_write_that_fails_after_training_keeps_the_runs(tmp_path, capsys):
+    """--out was writable when checked, but is not when training ends: the runs go to a temp file."""
+    from lossviz.experiments.options import write_results
+
+    results = {"config": {"seeds": [0]}, "runs": [{"arm": "sum", "seed": 0}]}
+    gone = tmp_path / "now-a-folder.json"
+    gone.mkdir()  # what was a free file name at the start is a folder now
+    assert write_results(results, gone, "experiment") == 1
+    err = capsys.readouterr().err
+    saved = err.rsplit("the results are in ", 1)[1].strip()
+    assert f"could not write {gone}" in err
+    try:
+        assert json.loads(open(saved).read())["runs"] == results["runs"]
+    finally:
+        os.remove(saved)
+    assert write_results(results, None, "experiment") == 0  # no --out: nothing to write

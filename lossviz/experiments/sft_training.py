@@ -1,11 +1,12 @@
 """Train the tiny causal LM on the copy/reverse task under several loss reductions ("arms").
 
 Every arm sees the same batches in the same order and starts from the same weights for a given
-seed; only the way token losses become one scalar differs. The loss of one (micro-)batch is
+seed; only the way token losses become one scalar differs. The loss of one batch is
 ``lv.reduce(lv.token_losses(logits, ids, shift=True), mask, reduction)``. Gradient accumulation
-splits each batch into ``G`` micro-batches, grouped by length as ``group_by_length`` does, and sums
-``loss_k / G`` (naive: each micro-batch's own token mean) or ``sum_k(m*l) / N`` (global: the token
-count ``N`` of the whole batch, transformers' ``num_items_in_batch``).
+uses the package's one split and one set of micro-batch weights (:mod:`lossviz.accumulation`):
+``G`` micro-batches grouped by length as ``group_by_length`` does, each weighted by its own token
+mean / G (naive) or by the token count ``N`` of the whole batch (global, transformers'
+``num_items_in_batch``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from .cross_entropy import token_losses
-from .model import TinyCausalLM, TinyConfig
-from .reductions import reduce
+from ..accumulation import NORMALIZATIONS, micro_batch_weights, split_batch
+from ..cross_entropy import token_losses
+from ..model import TinyCausalLM, TinyConfig
+from ..reductions import reduce
 from .tasks import (
     EOS,
     Example,
@@ -44,7 +46,7 @@ __all__ = [
     "run_experiment",
 ]
 
-ACCUMULATIONS = ("none", "naive", "global")
+ACCUMULATIONS = ("none", *NORMALIZATIONS)  # one batch, or a GA loop of lossviz.accumulation
 EVAL_SEED = 10_007  # the held-out set is the same for every seed and arm
 DATA_SEED = 1_000  # seed s trains on the stream random.Random(DATA_SEED + s)
 
@@ -56,7 +58,7 @@ class Arm:
     name: str
     label: str
     reduction: str = "token_mean"
-    accumulation: str = "none"  # "none" | "naive" | "global"
+    accumulation: str = "none"  # "none" (one batch) or a normalization: "naive", "global", "sum"
     prompt_weight: float = 0.0
     lr_per_token: bool = False  # lr / (typical trained tokens per batch), as advised for `sum`
 
@@ -132,7 +134,7 @@ class ExperimentConfig:
             d_model=self.d_model,
             n_heads=self.n_heads,
             n_layers=self.n_layers,
-            max_len=self.task.max_length,
+            context_length=self.task.max_length,
             seed=seed,
         )
 
@@ -158,31 +160,36 @@ def batch_loss(
 ) -> torch.Tensor:
     """Backpropagate the arm's loss over ``examples``; returns the response token mean (detached).
 
-    ``accumulation="none"``: one ``reduce(l, m, arm.reduction)``. ``"naive"``: ``Σ_k reduce_k / G``
-    with each micro-batch's own token mean. ``"global"``: ``Σ_k Σ(m_k·l_k) / N`` with ``N`` the
-    trained tokens of all micro-batches. Returned for logging: ``Σ m·l / Σ m`` over response tokens.
+    ``accumulation="none"``: one ``reduce(l, m, arm.reduction)`` over the batch. ``"naive"`` and
+    ``"global"``: the batch is split by :func:`lossviz.accumulation.split_batch` into ``G``
+    micro-batches grouped by answer length (``group_by``, as transformers' ``group_by_length``),
+    one forward/backward each, weighted by :func:`lossviz.accumulation.micro_batch_weights`
+    (naive: each micro-batch's own mean / G; global: ``Σ_k Σ(m_k·l_k) / N``, N the trained tokens
+    of the whole batch). Returned for logging: ``Σ m·l / Σ m`` over response tokens.
     """
+    B = len(examples)
     if arm.accumulation == "none":
-        chunks = [list(examples)]
-    else:  # as group_by_length: similar lengths share a micro-batch
-        ordered = sorted(examples, key=lambda e: (len(e.response), len(e.prompt)))
-        size = len(ordered) // micro_batches
-        chunks = [ordered[i * size : (i + 1) * size] for i in range(micro_batches)]
-    batches = [collate(c, arm.prompt_weight, prompt_length) for c in chunks]
-    # what is logged is the same for every arm: the mean loss of answer tokens
-    answers = [collate(c, 0.0, prompt_length)[2] for c in chunks] if arm.prompt_weight else None
-    total_tokens = sum(float(m.sum()) for _, _, m, _ in batches)
+        plan, local = [list(range(B))], None
+    else:
+        keys = [(len(e.response), len(e.prompt)) for e in examples]
+        plan = split_batch(B, micro_batches=micro_batches, group_by=keys)
+        full_mask = collate(examples, arm.prompt_weight, prompt_length)[2]
+        local = micro_batch_weights(
+            full_mask, plan, reduction=arm.reduction, normalize=arm.accumulation
+        )[0]
+        plan = plan[0]
     logged, response_tokens = 0.0, 0.0
-    for k, (ids, labels, mask, sids) in enumerate(batches):
+    for k, rows in enumerate(plan):
+        chunk = [examples[i] for i in rows]
+        ids, labels, mask, sids = collate(chunk, arm.prompt_weight, prompt_length)
         losses = token_losses(model(ids, sample_ids=sids), labels, shift=True)
-        if arm.accumulation == "naive":
-            loss = reduce(losses, mask, "token_mean") / len(batches)
-        elif arm.accumulation == "global":
-            loss = reduce(losses, mask, "sum") / total_tokens
-        else:
+        if local is None:
             loss = reduce(losses, mask, arm.reduction)
+        else:  # the chunk is the full batch's rows, cut to its own (dynamic) width
+            loss = reduce(losses, local[k][:, : mask.shape[1]], "sum")
         loss.backward()
-        response = mask if answers is None else answers[k]
+        # what is logged is the same for every arm: the mean loss of answer tokens
+        response = collate(chunk, 0.0, prompt_length)[2] if arm.prompt_weight else mask
         logged += float((losses.detach() * response).sum())
         response_tokens += float(response.sum())
     return torch.tensor(logged / response_tokens)
@@ -194,7 +201,7 @@ def greedy_decode(
 ) -> list[list[int]]:
     """Greedy continuations (``max_new`` tokens each) of ``prompts`` left-padded to ``prompt_length``.
 
-    The layout is the one :func:`lossviz.tasks.collate` trains on, so position t means the same.
+    The layout is the one :func:`.tasks.collate` trains on, so position t means the same.
     """
     examples = [Example(tuple(p), (), "", "") for p in prompts]
     ids, _, _, sids = collate(examples, prompt_length=prompt_length)

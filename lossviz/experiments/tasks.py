@@ -96,6 +96,19 @@ class TaskConfig:
         """A length no sequence exceeds, even a batch of left-padded prompts plus their answers."""
         return self.max_prompt + self.max_response
 
+    @classmethod
+    def from_dict(cls, stored: dict) -> TaskConfig:
+        """The config a results file stored (JSON lists back to tuples)."""
+        stored = dict(stored)
+        buckets = tuple(
+            Bucket(b["name"], tuple(b["answer"]), tuple(b["context"]), b["share"])
+            for b in stored.pop("buckets")
+        )
+        return cls(
+            buckets=buckets,
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()},
+        )
+
 
 @dataclass(frozen=True)
 class Example:

@@ -2,9 +2,7 @@ import pytest
 import torch
 
 import lossviz as lv
-from lossviz.model import TinyCausalLM
-from lossviz.tasks import EOS, TaskConfig, balanced_examples, sample_examples
-from lossviz.training import (
+from lossviz.experiments.sft_training import (
     ARMS,
     ExperimentConfig,
     _training_batches,
@@ -14,6 +12,8 @@ from lossviz.training import (
     train_arm,
     typical_tokens,
 )
+from lossviz.experiments.tasks import EOS, TaskConfig, balanced_examples, sample_examples
+from lossviz.model import TinyCausalLM
 
 TINY = ExperimentConfig(
     arms=("token_mean", "sample_mean"), seeds=(0,), steps=25, eval_per_bucket=4, eval_every=5
@@ -31,7 +31,7 @@ def test_model_forward_backward_shapes(d_model, n_layers, n_heads):
     cfg = ExperimentConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads)
     model = TinyCausalLM(cfg.model_config(0))
     examples = sample_examples(5, 0, cfg.task)
-    from lossviz.tasks import collate
+    from lossviz.experiments.tasks import collate
 
     ids, labels, mask, sids = collate(examples, prompt_length=cfg.task.max_prompt)
     logits = model(ids, sample_ids=sids)
@@ -142,7 +142,7 @@ def test_progress_bar_reports_on_stderr(capsys):
 
 
 def test_arm_rejects_an_unknown_accumulation():
-    from lossviz.training import Arm
+    from lossviz.experiments.sft_training import Arm
 
     with pytest.raises(ValueError, match="accumulation"):
         Arm("x", "x", accumulation="sometimes")
