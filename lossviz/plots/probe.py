@@ -82,7 +82,7 @@ class MeasuredVsPredictedPicture:
             return (x / width, bottom, w / width, top - bottom)
 
         # inches across: heatmap, heatmap, colour bar and its labels, then the bars and theirs
-        self.heat = [fig.add_axes(rect(0.6, 2.9)), fig.add_axes(rect(4.05, 2.9))]
+        self.heat = [fig.add_axes(rect(0.6, 3.05)), fig.add_axes(rect(3.85, 3.05))]
         self.bar_ax = ax = fig.add_axes(rect(8.85, 2.0))
         cax = fig.add_axes(rect(7.05, 0.13))
         empty = np.zeros((1, 1))
@@ -92,12 +92,14 @@ class MeasuredVsPredictedPicture:
         below = -0.29 / ((top - bottom) * height)  # under the tick labels, in axes coordinates
         for a in self.heat:
             a.set_xlabel("trained token of the sample")
-            a.set_ylabel("sample")
             a.xaxis.set_label_coords(0.5, below)
-            a.yaxis.set_label_coords(-0.33 / 2.9, 0.5)
             # integer ticks, even for one sample (the default asks for two ticks, so 0.5 steps)
             a.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, min_n_ticks=1))
             a.set_title(" ", fontsize=10, y=1.0)
+        self.heat[0].set_ylabel("sample")
+        self.heat[0].yaxis.set_label_coords(-0.33 / 3.05, 0.5)
+        self.heat[1].set_ylabel("")
+        self.heat[1].tick_params(labelleft=False)  # the same rows as the left one, beside it
         self.colorbar = fig.colorbar(self.images[0], cax=cax, label="weight of the token")
         self.bars = [
             PolyCollection([], facecolors=color, edgecolors="none")
