@@ -65,9 +65,11 @@ HANDLES_JS = """index => {
 }"""
 
 
-def notebooks_with_explorers(pattern: str) -> list[tuple[Path, str]]:
+def notebooks_with_explorers(patterns: str) -> list[tuple[Path, str]]:
+    """(notebook, its explorer) for each notebook matched by one of the comma-separated globs."""
     found = []
-    for nb in sorted((REPO / "notebooks").glob(pattern)):
+    paths = {nb for p in patterns.split(",") for nb in (REPO / "notebooks").glob(p.strip())}
+    for nb in sorted(paths):
         cells = json.loads(nb.read_text())["cells"]
         names = {
             word.split("(")[0].split(".")[-1]
@@ -139,7 +141,10 @@ def step_times(page, steps_per_control: int) -> tuple[list[float], int]:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--notebooks", default="[0-9][0-9]_*.ipynb", help="glob of notebooks/ to measure"
+        "--notebooks",
+        default="[0-9][0-9]_*.ipynb",
+        help="glob of notebooks/ to measure; several, comma-separated, run in one session "
+        "(e.g. a reference explorer beside the ones under test: '02_*,11_*,14_*')",
     )
     parser.add_argument(
         "--steps",

@@ -29,9 +29,9 @@ MATH_NEVER = {"matplotlib", "ipywidgets", "IPython"}
 PLOTS_MAY = {"numpy", "matplotlib"}
 WIDGETS_NEVER = {"torch", "transformers", "trl", "accelerate"}
 
-# Widgets that still keep a module-level cache shared by every explorer, owned by work in progress
-# elsewhere (issue 12). Empty this once that file remembers its results in its canvas.
-KNOWN_SHARED_CACHES = {"lossviz/widgets/probe.py"}
+# Widgets that still keep a module-level cache shared by every explorer: none (each explorer
+# remembers its results in its own canvas).
+KNOWN_SHARED_CACHES: set[str] = set()
 
 
 def _module_name(path: Path) -> str:

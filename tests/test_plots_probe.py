@@ -23,9 +23,16 @@ def test_measured_vs_predicted_draws_both_on_one_scale_and_the_totals():
     heat = [ax for ax in fig.axes if ax.images]
     assert len(heat) == 2
     assert {im.get_clim() for ax in heat for im in ax.images} == {(0.0, 0.25)}
-    bars = fig.axes[2].patches
-    totals = sorted(round(b.get_height(), 6) for b in bars)
-    assert totals == [0.3, 0.5, 0.7, 0.75]
+    bars = fig.axes[2].collections  # measured, then predicted: one bar per sample each
+    heights = [[round(p.vertices[:, 1].max(), 6) for p in c.get_paths()] for c in bars]
+    assert heights == [[0.3, 0.7], [0.75, 0.5]]
+    # readable alone: labelled axes (the right heatmap beside the left one, on the same rows),
+    # a key for the bars and a label on the colour bar
+    left, right, bars_ax = fig.axes[:3]
+    assert left.get_ylabel() == "sample" and right.get_ylim() == left.get_ylim()
+    assert all(ax.get_xlabel() for ax in (left, right, bars_ax)) and bars_ax.get_ylabel()
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["measured", "predicted"]
+    assert fig.axes[3].get_ylabel() == "weight of the token"  # the colour bar
 
 
 def test_version_table_colours_each_cell_by_its_model_and_says_why_a_row_failed():

@@ -10,12 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.collections import PolyCollection
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-from .reductions import draw_weights
+from .reductions import draw_weights, nice_ceiling
 
-__all__ = ["MODEL_COLORS", "ragged_matrix", "measured_vs_predicted", "version_table_figure"]
+__all__ = [
+    "MODEL_COLORS",
+    "ragged_matrix",
+    "MeasuredVsPredictedPicture",
+    "measured_vs_predicted",
+    "version_table_figure",
+]
 
 # One colour per lossviz model a Trainer step can follow (the version table's cells).
 MODEL_COLORS = {
@@ -28,6 +37,7 @@ MODEL_COLORS = {
     "sum": "#666666",
     None: "#dddddd",
 }
+_MEASURED, _PREDICTED = "#4a7fb5", "#f4a259"
 _SHORT = {
     "global": "global token mean",
     "global_overcount": "global mean, +1/row",
@@ -51,6 +61,124 @@ def ragged_matrix(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarr
     return W, pad
 
 
+class MeasuredVsPredictedPicture:
+    """Measured and predicted ``W`` heatmaps on one colour scale, and each sample's total weight.
+
+    Built once, with fixed panel rectangles (no layout engine, which costs more than the
+    drawing): labelled axes, a colour bar, a legend of the bars, titles. :meth:`update` shows any
+    number of samples and tokens; what it changes (the two images, the bars, every axis with its
+    ticks and label, the colour bar's ticks, the panel titles) is listed in ``dynamic``, so an
+    explorer's :class:`~lossviz.widgets.Canvas` draws the frames, the colour ramp and the legend
+    once and blits them. ``height`` (inches) is the figure's; an explorer keeps one height for
+    every batch so that one picture serves them all.
+    """
+
+    def __init__(self, height: float = 4.2, *, dpi: int = 80) -> None:
+        width = 11.0  # inches
+        self.fig = fig = Figure(figsize=(width, height), dpi=dpi)
+        bottom, top = 0.62 / height, 1 - 0.6 / height  # tick labels + axis label; title, key
+
+        def rect(x: float, w: float) -> tuple[float, float, float, float]:
+            return (x / width, bottom, w / width, top - bottom)
+
+        # inches across: heatmap, heatmap, colour bar and its labels, then the bars and theirs
+        self.heat = [fig.add_axes(rect(0.6, 3.05)), fig.add_axes(rect(3.85, 3.05))]
+        self.bar_ax = ax = fig.add_axes(rect(8.85, 2.0))
+        cax = fig.add_axes(rect(7.05, 0.13))
+        empty = np.zeros((1, 1))
+        self.images = [draw_weights(a, empty, empty > 0, vmax=1.0) for a in self.heat]
+        # Axis labels and titles at fixed places (tick labels here are at most two digits wide):
+        # placing them from the tick labels' extents costs a third of every full draw.
+        below = -0.29 / ((top - bottom) * height)  # under the tick labels, in axes coordinates
+        for a in self.heat:
+            a.set_xlabel("trained token of the sample")
+            a.xaxis.set_label_coords(0.5, below)
+            # integer ticks, even for one sample (the default asks for two ticks, so 0.5 steps)
+            a.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, min_n_ticks=1))
+            a.set_title(" ", fontsize=10, y=1.0)
+        self.heat[0].set_ylabel("sample")
+        self.heat[0].yaxis.set_label_coords(-0.33 / 3.05, 0.5)
+        self.heat[1].set_ylabel("")
+        self.heat[1].tick_params(labelleft=False)  # the same rows as the left one, beside it
+        self.colorbar = fig.colorbar(self.images[0], cax=cax, label="weight of the token")
+        self.bars = [
+            PolyCollection([], facecolors=color, edgecolors="none")
+            for color in (_MEASURED, _PREDICTED)
+        ]
+        for bars in self.bars:
+            ax.add_collection(bars)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4))  # short labels: 0.05, not 0.025
+        ax.set_xlabel("sample")
+        ax.xaxis.set_label_coords(0.5, below)
+        ax.set_ylabel("total weight")
+        ax.set_title("each sample's total weight", fontsize=10, pad=17, y=1.0)
+        ax.grid(axis="y", color="#dddddd", lw=0.6)
+        ax.set_axisbelow(True)
+        key = [Patch(color=_MEASURED, label="measured"), Patch(color=_PREDICTED, label="predicted")]
+        # between the title and the bars, where no bar can hide it
+        ax.legend(
+            handles=key,
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncol=2,
+            fontsize=8,
+            frameon=False,
+            borderaxespad=0.1,
+            handlelength=1.2,
+        )
+        self.dynamic = [*self.images, *self.bars]
+
+    def static_key(self) -> tuple:
+        """What moves outside ``dynamic``: axis ranges (samples, tokens), the scales, the titles."""
+        return (
+            *(a.get_xlim() + a.get_ylim() for a in (*self.heat, self.bar_ax)),
+            self.images[0].get_clim(),
+            *(a.get_title() for a in self.heat),
+        )
+
+    def update(
+        self,
+        measured: Sequence[Sequence[float]],
+        predicted: Sequence[Sequence[float]],
+        titles: tuple[str, str] = ("measured (probe)", "predicted (lossviz)"),
+    ) -> Figure:
+        """Show ``measured`` and ``predicted`` (per sample, each trained token's weight)."""
+        if len(measured) != len(predicted) or not measured:
+            raise ValueError(
+                "measured and predicted need the same samples (at least one); got "
+                f"{len(measured)} and {len(predicted)} rows"
+            )
+        T = max(max(len(r) for r in [*measured, *predicted]), 1)
+        Wm, pad_m = _ragged(measured, T)
+        Wp, pad_p = _ragged(predicted, T)
+        B = len(measured)
+        top = max(float(Wm.max()), float(Wp.max()), 1e-12)
+        for im, W, pad, title, ax in zip(
+            self.images, (Wm, Wp), (pad_m, pad_p), titles, self.heat, strict=True
+        ):
+            im.set_data(np.ma.masked_array(W, mask=pad))
+            im.set_extent((-0.5, T - 0.5, B - 0.5, -0.5))  # sample 0 on top
+            im.set_clim(0.0, top)
+            ax.title.set_text(title)
+        x = np.arange(B, dtype=float)
+        totals = (Wm.sum(1), Wp.sum(1))
+        for bars, h, left in zip(self.bars, totals, (x - 0.4, x), strict=True):
+            zero = np.zeros(B)
+            corners = [(left, zero), (left, h), (left + 0.4, h), (left + 0.4, zero)]
+            bars.set_verts(np.stack([np.stack(c, 1) for c in corners], 1))
+        self.bar_ax.set_xlim(-0.6, B - 0.4)
+        self.bar_ax.set_ylim(0.0, nice_ceiling(1.05 * max(float(t.max()) for t in totals)))
+        return self.fig
+
+
+def _ragged(rows: Sequence[Sequence[float]], T: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ragged_matrix` padded on to ``T`` columns."""
+    W, pad = ragged_matrix(rows)
+    fill = T - W.shape[1]
+    return np.pad(W, ((0, 0), (0, fill))), np.pad(pad, ((0, 0), (0, fill)), constant_values=True)
+
+
 def measured_vs_predicted(
     measured: Sequence[Sequence[float]],
     predicted: Sequence[Sequence[float]],
@@ -62,26 +190,10 @@ def measured_vs_predicted(
 
     ``measured, predicted``: per sample, the weight of each trained token (rows may differ in
     length; grey past a sample's end). The third panel puts both totals per sample as bars.
+    The figure is 1.75 + 0.3 inches per sample high.
     """
-    Wm, pad = ragged_matrix(measured)
-    Wp, _ = ragged_matrix(predicted)
-    top = max(float(Wm.max()), float(Wp.max()), 1e-12)
-    fig = Figure(figsize=(10.5, 1.4 + 0.3 * len(measured)), dpi=dpi, layout="constrained")
-    axes = fig.subplots(1, 3, width_ratios=(3, 3, 2))
-    for ax, W, title in zip(axes[:2], (Wm, Wp), titles, strict=True):
-        im = draw_weights(ax, W, pad, title=title, vmax=top)
-        ax.set_xlabel("trained token of the sample")
-        ax.set_ylabel("sample")
-    fig.colorbar(im, ax=list(axes[:2]), label="weight of the token", fraction=0.04, pad=0.02)
-    x = np.arange(len(measured))
-    ax = axes[2]
-    ax.bar(x - 0.2, Wm.sum(1), width=0.4, color="#4a7fb5", label="measured")
-    ax.bar(x + 0.2, Wp.sum(1), width=0.4, color="#f4a259", label="predicted")
-    ax.set_xticks(x)
-    ax.set_xlabel("sample")
-    ax.set_title("each sample's total weight", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
-    return fig
+    picture = MeasuredVsPredictedPicture(1.75 + 0.3 * len(measured), dpi=dpi)
+    return picture.update(measured, predicted, titles)
 
 
 def version_table_figure(table: dict, dpi: int = 80) -> Figure:

@@ -74,7 +74,9 @@ class RLCurvesPicture:
     """One panel per arm: a metric per RL step, thin lines = seeds, thick = their mean.
 
     Fixed panel rectangles, no layout engine (which costs more than the drawing); :meth:`update`
-    switches the metric (lines, shared y axis, title).
+    switches the metric: the lines, every panel's y axis (ticks, grid, label) and the title, listed
+    in ``dynamic``. The rest (panel titles, x axes, the key) does not depend on the metric, so an
+    explorer's :class:`~lossviz.widgets.Canvas` draws it once and blits it.
     """
 
     def __init__(
@@ -89,21 +91,23 @@ class RLCurvesPicture:
         self.results = results
         self.arms, self.seeds = _choose(results, arms, seeds)
         n = len(self.arms)
-        width = 2.6 * n + 1.0
-        self.fig = fig = Figure(figsize=(width, 3.4), dpi=dpi)
+        width, height = 2.6 * n + 1.0, 3.7  # inches; each panel 2.6 wide, 2.0 high
+        self.fig = fig = Figure(figsize=(width, height), dpi=dpi)
         left, gap = 0.85 / width, 0.25 / width
         panel = (1 - left - 0.15 / width - gap * (n - 1)) / n
+        bottom = 0.85 / height  # tick labels, "RL step", then the key of the lines
         self.axes, self.lines = [], []
         for i, arm in enumerate(self.arms):
             ax = fig.add_axes(
-                (left + i * (panel + gap), 0.27, panel, 0.56),
+                (left + i * (panel + gap), bottom, panel, 2.0 / height),
                 sharey=self.axes[0] if self.axes else None,
             )
             ax.tick_params(labelleft=i == 0)
             color = RL_ARM_COLORS.get(arm, f"C{i}")
             _draw(ax, results, arm, self.seeds, metric, color)
             self.lines.append(list(ax.lines))
-            ax.set_title(results["arms"][arm].get("label", arm), fontsize=10)
+            # "name: what it does" on two lines: the longest label fits a 2.6-inch panel
+            ax.set_title(results["arms"][arm].get("label", arm).replace(": ", ":\n"), fontsize=10)
             ax.set_xlabel("RL step")
             ax.grid(alpha=0.3)
             self.axes.append(ax)
@@ -113,13 +117,15 @@ class RLCurvesPicture:
         ]
         fig.legend(handles=key, loc="lower center", ncol=2, frameon=False, fontsize=9)
         self.title = fig.suptitle("", fontsize=11)
+        # y axes first: their grid lies under the curves, as in a full draw
         self.dynamic = [
+            *(ax.yaxis for ax in self.axes),
             *(line for lines in self.lines for line in lines),
-            self.axes[0].yaxis,
             self.title,
         ]
 
     def static_key(self) -> tuple:
+        """Nothing outside ``dynamic`` changes with the metric."""
         return ()
 
     def update(self, metric: str) -> Figure:
@@ -138,7 +144,7 @@ class RLCurvesPicture:
         for ax in self.axes:  # each panel: none may autoscale to the metric it was built with
             ax.set_ylim(lo - pad, hi + pad)
             ax.set_autoscale_on(False)
-        self.axes[0].set_ylabel(METRIC_LABELS[metric])
+        self.axes[0].set_ylabel(METRIC_LABELS[metric], fontsize=9)
         self.title.set_text(f"{METRIC_LABELS[metric]} per RL step, one panel per arm")
         return self.fig
 

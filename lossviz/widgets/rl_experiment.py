@@ -6,32 +6,41 @@ import functools
 
 import ipywidgets as W
 
-from ..plots.rl_experiment import METRIC_LABELS, rl_curves
-from .base import EdgeCase, Explorer, View
+from ..experiments.rl_results import WINDOW, late_values
+from ..plots.rl_experiment import METRIC_LABELS, RLCurvesPicture
+from .base import Canvas, EdgeCase, Explorer, View
 
 __all__ = ["render_rl_experiment", "rl_experiment_explorer"]
 
 
-def render_rl_experiment(results: dict, arms, seeds, metric: str, window: int = 20) -> View:
-    """Curves of ``metric`` for the chosen arms and seeds, and each arm's mean over the last steps."""
+def render_rl_experiment(
+    results: dict, arms, seeds, metric: str, window: int = WINDOW, *, canvas: Canvas | None = None
+) -> View:
+    """Curves of ``metric`` for the chosen arms and seeds, and each arm's mean over the last steps.
+
+    Pure by default (a new Figure each call); the explorer passes its own ``canvas``, which keeps
+    one picture per choice of arms and seeds and redraws only the curves and the y axes.
+    """
     arms, seeds = list(arms), list(seeds)
     if not arms:
         raise EdgeCase("pick at least one arm (ctrl/cmd-click selects several)")
     if not seeds:
         raise EdgeCase("pick at least one seed (ctrl/cmd-click selects several)")
-    fig = rl_curves(results, metric, arms, seeds)
+    if metric not in METRIC_LABELS:
+        raise EdgeCase(f"choose a metric among {list(METRIC_LABELS)}")
+    canvas = canvas or Canvas()
+    picture = canvas.picture(
+        (tuple(arms), tuple(seeds)), lambda: RLCurvesPicture(results, arms, seeds, metric)
+    )
+    fig = picture.update(metric)
     lines = [f"{METRIC_LABELS[metric]}, mean over the last {window} steps, per seed:"]
     late = {}
     for arm in arms:
-        runs = {r["seed"]: r["curves"][metric] for r in results["runs"] if r["arm"] == arm}
-        values = []
-        for s in seeds:
-            kept = [v for v in runs[s][-window:] if v is not None]
-            values.append(sum(kept) / len(kept) if kept else None)
-        late[arm] = values
-        shown = "  ".join("  -  " if v is None else f"{v:5.2f}" for v in values)
+        per_seed = late_values(results, arm, metric, window)  # a seed with no such response: -
+        late[arm] = [per_seed.get(s) for s in seeds]
+        shown = "  ".join("  -  " if v is None else f"{v:5.2f}" for v in late[arm])
         lines.append(f"{arm:12s} {shown}")
-    return View(figure=fig, text="\n".join(lines), data={"late": late})
+    return View(figure=fig, text="\n".join(lines), data={"late": late}, png=canvas.png(picture))
 
 
 def rl_experiment_explorer(
@@ -50,4 +59,5 @@ def rl_experiment_explorer(
             description="metric",
         ),
     }
-    return Explorer(functools.partial(render_rl_experiment, results), controls, height="300px")
+    render = functools.partial(render_rl_experiment, results, canvas=Canvas())
+    return Explorer(render, controls, height="300px")
