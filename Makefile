@@ -62,6 +62,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/rl_latency.py
 	$(BIN)/python benchmarks/preference_latency.py
 	$(BIN)/python benchmarks/probe_overhead.py
+	$(BIN)/python benchmarks/probe_latency.py
+	$(BIN)/python benchmarks/rl_experiment_latency.py
 	$(BIN)/python benchmarks/browser_latency.py --label after
 
 # Installs each transformers version under ~/.cache/lossviz (pip --target) and measures its Trainer.

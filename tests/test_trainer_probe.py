@@ -117,3 +117,34 @@ def test_the_pinned_row_of_the_version_table_matches_a_fresh_run(single, two_ran
         # float32 recovery on two machines: each weight within 1e-6 of the largest
         top = max(b["weights"])
         assert all(abs(x - y) < TOL * top for x, y in zip(a["weights"], b["weights"], strict=True))
+
+
+def test_the_in_process_step_runs_on_one_thread_with_older_objects_frozen(monkeypatch):
+    """One thread and gc.freeze during the step (spikes of 0.2-1.5 s on a busy machine otherwise);
+    both restored afterwards, also when the step raises."""
+    import gc
+
+    import torch
+
+    from lossviz import trainer_probe
+
+    seen, real = {}, trainer_probe.run_case
+
+    def spy(cfg):
+        seen["threads"], seen["frozen"] = torch.get_num_threads(), gc.get_freeze_count()
+        return real(cfg)
+
+    monkeypatch.setattr(trainer_probe, "run_case", spy)
+    before = torch.get_num_threads()
+    r = trainer_probe.measure([3, 7], ga_steps=2)
+    assert "global" in r["matches"]
+    assert seen["threads"] == 1 and seen["frozen"] > 0
+    assert gc.get_freeze_count() == 0 and torch.get_num_threads() == before
+
+    def broken(cfg):
+        raise RuntimeError("a failing step")
+
+    monkeypatch.setattr(trainer_probe, "run_case", broken)
+    with pytest.raises(RuntimeError, match="a failing step"):
+        trainer_probe.measure([3, 7], ga_steps=2)
+    assert gc.get_freeze_count() == 0 and torch.get_num_threads() == before

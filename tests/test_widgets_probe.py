@@ -81,16 +81,6 @@ def test_the_blitted_picture_is_the_pure_picture_and_runs_are_remembered():
     assert len(canvas._results) == 6 and "global" in ex.last_view.data["result"]["matches"]
 
 
-def test_runs_under_frozen_garbage_collection_free_their_objects_and_unfreeze():
-    import gc
-
-    render_probe(case="ga", lengths="3, 7", batch=1, ga=2)
-    assert gc.get_freeze_count() == 0  # every object is collected as before
-    with pytest.raises(EdgeCase):
-        render_probe(case="ga", lengths="x")
-    assert gc.get_freeze_count() == 0
-
-
 # typed into the lengths box: empty, zero, negative, non-digits, too long, unicode digits
 EDGE_LENGTHS = ["", " , ", "0", "-3", "abc", "12,,3", "1e300", "401", "²", "٣", "3.5"]
 VALID_LENGTHS = ["3", "5, 9", "3,7,20,5", "1, 400"]

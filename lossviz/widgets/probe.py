@@ -7,9 +7,7 @@ picture whose frames are drawn once. ``probe_explorer()`` wires it to a case, le
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 
 import ipywidgets as W
 
@@ -31,25 +29,8 @@ _CASE_TEXT = {
 _HEIGHT = 4.2
 
 
-@contextlib.contextmanager
-def _older_objects_frozen():
-    """Leave the objects that exist now out of garbage collection while the block runs.
-
-    At the end of ``train()`` accelerate calls ``gc.collect()``, which walks every object of the
-    process: with torch, transformers and matplotlib loaded about half a million, 0.2-1 s, many
-    times the step itself (~15 ms). Frozen objects are skipped; the run's own garbage is still
-    collected, and after the block every object can be collected again as before.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def _measure(case: str, lengths: tuple[int, ...], batch: int, ga: int) -> dict:
-    with _older_objects_frozen():
-        return measure(list(lengths), per_device_batch_size=batch, ga_steps=ga, case=case)
+    return measure(list(lengths), per_device_batch_size=batch, ga_steps=ga, case=case)
 
 
 def render_probe(
