@@ -19,6 +19,10 @@ from lossviz.widgets.preference import preference_explorer
 from lossviz.widgets.reductions import reduction_explorer
 from lossviz.widgets.rl import rl_explorer
 
+pitfall_explorer = pytest.importorskip(
+    "lossviz.widgets.pitfalls"
+).pitfall_explorer  # trainers extra
+
 STEPS = {
     reduction_explorer: [
         ("length_1", 20),  # a wider batch: the x axis moves
@@ -50,6 +54,13 @@ STEPS = {
         ("mode", "trl:grpo"),
     ],
     preference_explorer: [("beta", 0.5), ("chosen_shift", 0.3), ("loss", "ipo"), ("beta", 0.1)],
+    pitfall_explorer: [
+        ("setup", "compute_loss returns model(**inputs).loss"),  # total weight GA: a new scale
+        ("ga", 4),  # 8 samples: the axes move
+        ("lengths", "30, 2, 9"),
+        ("world", 4),  # 32 samples: a taller picture of its own
+        ("setup", "transformers 5.24 defaults"),
+    ],
 }
 
 

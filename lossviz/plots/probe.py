@@ -70,10 +70,16 @@ class MeasuredVsPredictedPicture:
     ticks and label, the colour bar's ticks, the panel titles) is listed in ``dynamic``, so an
     explorer's :class:`~lossviz.widgets.Canvas` draws the frames, the colour ramp and the legend
     once and blits them. ``height`` (inches) is the figure's; an explorer keeps one height for
-    every batch so that one picture serves them all.
+    every batch so that one picture serves them all. ``labels`` name the two bars in the legend.
     """
 
-    def __init__(self, height: float = 4.2, *, dpi: int = 80) -> None:
+    def __init__(
+        self,
+        height: float = 4.2,
+        *,
+        dpi: int = 80,
+        labels: tuple[str, str] = ("measured", "predicted"),
+    ) -> None:
         width = 11.0  # inches
         self.fig = fig = Figure(figsize=(width, height), dpi=dpi)
         bottom, top = 0.62 / height, 1 - 0.6 / height  # tick labels + axis label; title, key
@@ -115,7 +121,9 @@ class MeasuredVsPredictedPicture:
         ax.set_title("each sample's total weight", fontsize=10, pad=17, y=1.0)
         ax.grid(axis="y", color="#dddddd", lw=0.6)
         ax.set_axisbelow(True)
-        key = [Patch(color=_MEASURED, label="measured"), Patch(color=_PREDICTED, label="predicted")]
+        key = [
+            Patch(color=c, label=t) for c, t in zip((_MEASURED, _PREDICTED), labels, strict=True)
+        ]
         # between the title and the bars, where no bar can hide it
         ax.legend(
             handles=key,

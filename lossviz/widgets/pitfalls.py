@@ -3,15 +3,20 @@
 ``render_pitfall`` is pure: lossviz's model of each setup (:func:`lossviz.trainer_models.predict`,
 each one checked against a real ``Trainer`` step by the probe's tests and the cached version table)
 on the Trainer's dealing (:func:`lossviz.pitfalls.trainer_plan`); nothing is trained, so it answers
-at once for any GA and world size.
+at once for any GA and world size. The explorer passes its own :class:`~lossviz.widgets.Canvas`.
 """
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as W
 
 from ..checks import cycle_to
-from .base import EdgeCase, Explorer, View, parse_list
+from ..pitfalls import trainer_plan
+from ..plots.probe import MeasuredVsPredictedPicture
+from ..trainer_models import predict
+from .base import Canvas, EdgeCase, Explorer, View, parse_list
 
 __all__ = ["SETUPS", "pitfall_explorer", "render_pitfall"]
 
@@ -25,18 +30,25 @@ SETUPS = {
 }
 
 
+def _height(samples: int) -> float:
+    """Figure height (inches): one for every step up to 16 samples, then 0.16 inch a sample."""
+    return 4.2 if samples <= 16 else 1.75 + 0.16 * samples
+
+
 def render_pitfall(
     setup: str = "transformers 5.24 defaults",
     lengths: str = "3, 7, 20, 5",
     batch: int = 1,
     ga: int = 2,
     world: int = 2,
+    *,
+    canvas: Canvas | None = None,
 ) -> View:
-    """``W`` of one optimizer step under ``setup`` beside the global token mean (both lossviz's)."""
-    from ..pitfalls import trainer_plan
-    from ..plots.probe import measured_vs_predicted
-    from ..trainer_models import predict
+    """``W`` of one optimizer step under ``setup`` beside the global token mean (both lossviz's).
 
+    Without ``canvas`` the picture is a new Figure; the explorer passes its own canvas, which keeps
+    one picture per figure height and redraws only the cells and bars.
+    """
     if setup not in SETUPS:
         raise EdgeCase(f"choose a setup among {list(SETUPS)}")
     need = batch * ga * world  # samples in one optimizer step
@@ -48,8 +60,15 @@ def render_pitfall(
     extra = 1 if model.endswith("_overcount") else 0
     got_w = predict(got, plan, model.removesuffix("_overcount"), extra_per_row=extra)
     right = predict(got, plan, "global")
-    fig = measured_vs_predicted(got_w, right, titles=(setup, "intended: global token mean"))
-    fig.axes[2].legend(["this setup", "global token mean"], fontsize=8, frameon=False)
+    canvas = canvas or Canvas()
+    height = _height(need)
+    picture = canvas.picture(
+        height,
+        lambda: MeasuredVsPredictedPicture(
+            height, dpi=canvas.dpi, labels=("this setup", "global token mean")
+        ),
+    )
+    fig = picture.update(got_w, right, titles=(setup, "intended: global token mean"))
     shares = [sum(row) for row in got_w]
     total = sum(shares)
     text = (
@@ -60,7 +79,12 @@ def render_pitfall(
         + ", ".join(f"{sum(row):.3f}" for row in right)
         + (f"\n({filled}: {', '.join(map(str, got))})" if filled else "")
     )
-    return View(figure=fig, text=text, data={"W": got_w, "global": right, "total": total})
+    return View(
+        figure=fig,
+        text=text,
+        data={"W": got_w, "global": right, "total": total},
+        png=canvas.png(picture),
+    )
 
 
 def pitfall_explorer() -> Explorer:
@@ -75,4 +99,4 @@ def pitfall_explorer() -> Explorer:
         "ga": W.IntSlider(2, 1, 4, description="GA", continuous_update=False, style=style),
         "world": W.IntSlider(2, 1, 4, description="ranks", continuous_update=False, style=style),
     }
-    return Explorer(render_pitfall, controls, height="360px")
+    return Explorer(functools.partial(render_pitfall, canvas=Canvas()), controls, height="360px")
