@@ -192,15 +192,17 @@ def measured_vs_predicted(
     predicted: Sequence[Sequence[float]],
     *,
     titles: tuple[str, str] = ("measured (probe)", "predicted (lossviz)"),
+    labels: tuple[str, str] = ("measured", "predicted"),
     dpi: int = 80,
 ) -> Figure:
     """Two ``W`` heatmaps side by side on one colour scale, and each sample's total weight.
 
     ``measured, predicted``: per sample, the weight of each trained token (rows may differ in
-    length; grey past a sample's end). The third panel puts both totals per sample as bars.
+    length; grey past a sample's end). The third panel puts both totals per sample as bars, named
+    in its legend by ``labels``.
     The figure is 1.75 + 0.3 inches per sample high.
     """
-    picture = MeasuredVsPredictedPicture(1.75 + 0.3 * len(measured), dpi=dpi)
+    picture = MeasuredVsPredictedPicture(1.75 + 0.3 * len(measured), dpi=dpi, labels=labels)
     return picture.update(measured, predicted, titles)
 
 

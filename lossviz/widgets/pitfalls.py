@@ -65,7 +65,7 @@ def render_pitfall(
     picture = canvas.picture(
         height,
         lambda: MeasuredVsPredictedPicture(
-            height, dpi=canvas.dpi, labels=("this setup", "global token mean")
+            height, dpi=canvas.dpi, labels=("this setup", "global mean")
         ),
     )
     fig = picture.update(got_w, right, titles=(setup, "intended: global token mean"))
