@@ -101,19 +101,22 @@ class MeasuredVsPredictedPicture:
             a.xaxis.set_label_coords(0.5, below)
             # integer ticks, even for one sample (the default asks for two ticks, so 0.5 steps)
             a.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, min_n_ticks=1))
+            # few tick labels: text is most of a full draw (one per new batch or GA setting)
+            a.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
             a.set_title(" ", fontsize=10, y=1.0)
         self.heat[0].set_ylabel("sample")
         self.heat[0].yaxis.set_label_coords(-0.33 / 3.05, 0.5)
         self.heat[1].set_ylabel("")
         self.heat[1].tick_params(labelleft=False)  # the same rows as the left one, beside it
         self.colorbar = fig.colorbar(self.images[0], cax=cax, label="weight of the token")
+        self.colorbar.locator = MaxNLocator(nbins=5)
         self.bars = [
             PolyCollection([], facecolors=color, edgecolors="none")
             for color in (_MEASURED, _PREDICTED)
         ]
         for bars in self.bars:
             ax.add_collection(bars)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, min_n_ticks=1))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4))  # short labels: 0.05, not 0.025
         ax.set_xlabel("sample")
         ax.xaxis.set_label_coords(0.5, below)
