@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 __all__ = ["available_devices", "default_device", "describe_devices", "resolve_device", "seed_all"]
+__all__ += ["torch_threads"]
 
 
 def available_devices() -> list[str]:
@@ -62,3 +65,20 @@ def seed_all(seed: int = 123) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (``None``: as they are), then restore the count.
+
+    The tiny models here compute a few hundred numbers per operation: a thread pool costs more
+    than the work, and on a busy machine its threads fighting for the cores turn 15 ms steps into
+    0.8 s ones; one thread also fixes the float rounding a run can be compared by.
+    """
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

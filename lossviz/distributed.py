@@ -29,6 +29,7 @@ from datetime import timedelta
 import torch
 
 from .checks import ArgumentTypeError, integer, integer_list, positive_int
+from .devices import torch_threads
 from .reductions import resolve_reduction
 
 __all__ = ["DistributedRunError", "free_port", "run_ddp"]
@@ -225,9 +226,7 @@ def run_ddp(
     model = TinyCausalLM(TinyConfig(**model_cfg))
     mask = batch.loss_mask()
     grads, predicted, diff = {}, {}, {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
-    try:
+    with torch_threads(1):
         for n in normalizations:
             grads[n] = torch.stack([g["grads"][n] for g in per_rank])
             W = accumulation_weights(
@@ -239,8 +238,6 @@ def run_ddp(
             )
             predicted[n] = weighted_grad(model, batch, W)
             diff[n] = float((grads[n] - predicted[n]).abs().max())
-    finally:
-        torch.set_num_threads(threads)
     seconds = time.perf_counter() - start
     return {
         "grads": grads,

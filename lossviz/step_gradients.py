@@ -19,6 +19,7 @@ from torch import nn
 from .accumulation import accumulation_weights, micro_batch_weights, split_batch
 from .batching import Batch, _check_lengths, pad
 from .cross_entropy import token_losses
+from .devices import torch_threads
 from .model import TinyCausalLM, TinyConfig
 from .reductions import weights
 
@@ -166,10 +167,7 @@ def ga_gradient_distances(
     """
     cfg = config or TinyConfig(context_length=max(256, max(lengths) + 1))
     batch = token_batch(lengths, vocab_size=cfg.vocab_size, seed=seed)
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         # a model of its own per call: its .grad is written here, so nothing shared is mutated
         model = TinyCausalLM(cfg).to(device)
         full = weighted_grad(model, batch, weights(batch.loss_mask(), reduction))
@@ -178,8 +176,6 @@ def ga_gradient_distances(
             n: _l2(accumulated_grad(model, batch, normalize=n, **split) - full)
             for n in dict.fromkeys(normalizations)
         }
-    finally:
-        torch.set_num_threads(before)
 
 
 def gradient_gap(

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .devices import torch_threads
 from .trainer_models import VOCAB, assemble, compare_case, predictions, samples
 
 __all__ = ["CASES", "expected_normalization", "measure", "measure_runs", "run_case"]
@@ -297,14 +298,12 @@ def _one_quiet_thread():
     with torch, transformers and matplotlib loaded; 0.2-1 s). Frozen objects are skipped; the
     step's own garbage is still collected, and afterwards both settings are as before.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        torch.set_num_threads(threads)
+    with torch_threads(1):
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
 
 
 def measure_runs(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .devices import torch_threads
 from .rl import response_mask
 
 __all__ = ["GRPOMeter", "Measured", "TRL_LOSS_TYPES", "measured_table", "trl_version"]
@@ -155,14 +156,11 @@ class GRPOMeter:
 
         tr._get_per_token_logps_and_entropies = keep_logps
         tr.model.train()
-        threads = torch.get_num_threads()
-        # tensors of a few hundred numbers: a thread pool costs ~20x the work on a busy machine
-        torch.set_num_threads(1)
         try:
-            loss = tr._compute_loss(tr.model, inputs)
-            loss.backward()
+            with torch_threads(1):
+                loss = tr._compute_loss(tr.model, inputs)
+                loss.backward()
         finally:
-            torch.set_num_threads(threads)
             del tr._get_per_token_logps_and_entropies  # back to the class's method
             tr.model.zero_grad(set_to_none=True)
         lr = torch.zeros(B, T) if log_ratio is None else log_ratio

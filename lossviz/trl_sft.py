@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .devices import torch_threads
 from .hf_tiny import CHATML_TEMPLATE, tiny_model, tiny_tokenizer
 from .tokenizer import FILLER_WORDS
 
@@ -105,11 +106,8 @@ class SFTMeter:
             "disable_tqdm": True,
             **config,
         }
-        threads = torch.get_num_threads()
-        # a tiny model: a thread pool costs more than the work on a busy machine
-        torch.set_num_threads(1)
         try:
-            with tempfile.TemporaryDirectory(prefix="lossviz-sft-") as out_dir:
+            with torch_threads(1), tempfile.TemporaryDirectory(prefix="lossviz-sft-") as out_dir:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     trainer = SFTTrainer(
@@ -125,7 +123,6 @@ class SFTMeter:
                     )  # it prints the run's metrics to stdout
                     result = trainer.train()
         finally:
-            torch.set_num_threads(threads)
             for h in hooks:
                 h.remove()
         inputs, out = seen["inputs"], seen["out"]

@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..devices import torch_threads
 from ..model import TinyCausalLM, TinyConfig
 from ..rl import mode_weights, resolve_mode
 from .sft_training import ARMS as SFT_ARMS
-from .sft_training import _threads, batch_loss, greedy_decode
+from .sft_training import batch_loss, greedy_decode
 from .tasks import (
     EOS,
     Bucket,
@@ -328,7 +329,10 @@ def run_rl_experiment(cfg: RLConfig | None = None, progress: bool = False) -> di
     runs, warm = [], {}
     start, cpu_start = time.perf_counter(), time.process_time()
     total = len(cfg.arms) * len(cfg.seeds) * cfg.steps
-    with _threads(cfg.threads), tqdm(total=total, disable=not progress, desc="RL steps") as bar:
+    with (
+        torch_threads(cfg.threads),
+        tqdm(total=total, disable=not progress, desc="RL steps") as bar,
+    ):
         for seed in cfg.seeds:
             bar.set_postfix_str(f"warm-up seed {seed}")
             policy = warm_up(cfg, seed)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from ..devices import torch_threads
 from .results import config_from_results, load_results_file, sign_test, spread
-from .sft_training import ARMS, ExperimentConfig, _threads, train_arm
+from .sft_training import ARMS, ExperimentConfig, train_arm
 
 __all__ = [
     "DEFAULT_CACHE",
@@ -70,7 +71,7 @@ def retrain(results: dict, arm: str, seed: int) -> tuple[dict, dict]:
     if not cached:
         raise ValueError(f"no cached run of arm {arm!r} with seed {seed}")
     cfg = config_of(results)
-    with _threads(cfg.threads):
+    with torch_threads(cfg.threads):
         fresh = train_arm(ARMS[arm], seed, cfg)
     return fresh, cached[0]
 

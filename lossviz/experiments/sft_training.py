@@ -14,13 +14,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
 from ..accumulation import NORMALIZATIONS, micro_batch_weights, split_batch
 from ..cross_entropy import token_losses
+from ..devices import torch_threads
 from ..model import TinyCausalLM, TinyConfig
 from ..reductions import reduce
 from .tasks import (
@@ -288,16 +288,6 @@ def train_arm(
     }
 
 
-@contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_experiment(cfg: ExperimentConfig | None = None, progress: bool = False) -> dict:
     """Train every arm for every seed; a JSON-able dict of the config, the runs and the timing.
 
@@ -310,7 +300,10 @@ def run_experiment(cfg: ExperimentConfig | None = None, progress: bool = False) 
     runs = []
     start, cpu_start = time.perf_counter(), time.process_time()
     total = len(cfg.arms) * len(cfg.seeds) * cfg.steps
-    with _threads(cfg.threads), tqdm(total=total, disable=not progress, desc="training") as bar:
+    with (
+        torch_threads(cfg.threads),
+        tqdm(total=total, disable=not progress, desc="training") as bar,
+    ):
         for seed in cfg.seeds:
             batches = _training_batches(cfg, seed)
             for name in cfg.arms:
