@@ -103,9 +103,9 @@ def step_times(page, steps_per_control: int) -> tuple[list[float], int]:
     or that has none (a choice among cached runs) is stepped through its dropdowns instead, each
     pick made as a learner's click makes it.
     """
-    times, unchanged = [], 0
     box = page.locator(".widget-output").first.locator("xpath=..")
     handles = box.locator(".widget-slider .noUi-handle")
+    steps = []  # milliseconds, or None where the picture did not change
     for info in page.evaluate(HANDLES_JS, 0):
         if not info["visible"]:
             continue
@@ -115,27 +115,20 @@ def step_times(page, steps_per_control: int) -> tuple[list[float], int]:
         room_up = info["max"] > info["now"]
         keys = ["ArrowRight" if room_up else "ArrowLeft"] * steps_per_control
         keys += ["ArrowLeft" if room_up else "ArrowRight"] * steps_per_control  # back again
-        for key in keys:
-            ms = _timed(page, lambda h=handle, k=key: h.press(k))
-            times, unchanged = (
-                (times + [ms], unchanged) if ms is not None else (times, unchanged + 1)
-            )
-    if times:
-        return times, unchanged
-    selects = box.locator(".widget-dropdown select")
-    for info in page.evaluate(SELECTS_JS, 0):
-        if not info["visible"]:
-            continue
-        select = selects.nth(info["i"])
-        select.scroll_into_view_if_needed()
-        start = info["now"]
-        order = list(range(info["max"] + 1))[: steps_per_control + 1]
-        for index in [i for i in order if i != start] + [start]:
-            ms = _timed(page, lambda s=select, i=index: s.select_option(index=i))
-            times, unchanged = (
-                (times + [ms], unchanged) if ms is not None else (times, unchanged + 1)
-            )
-    return times, unchanged
+        steps += [_timed(page, lambda h=handle, k=key: h.press(k)) for key in keys]
+    if not any(ms is not None for ms in steps):
+        selects = box.locator(".widget-dropdown select")
+        for info in page.evaluate(SELECTS_JS, 0):
+            if not info["visible"]:
+                continue
+            select = selects.nth(info["i"])
+            select.scroll_into_view_if_needed()
+            start = info["now"]
+            order = list(range(info["max"] + 1))[: steps_per_control + 1]
+            for index in [i for i in order if i != start] + [start]:
+                steps.append(_timed(page, lambda s=select, i=index: s.select_option(index=i)))
+    times = [ms for ms in steps if ms is not None]
+    return times, len(steps) - len(times)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
