@@ -99,26 +99,14 @@ def test_two_ranks_with_global_counts_give_the_global_means(agg_loss):
     ]
     n_all = sum(float(m.sum()) for m in masks)
     info = {"dp_size": 2, "batch_num_tokens": n_all, "global_batch_size": 4}
-    ddp = (
-        sum(
-            float(agg_loss(lo, m, "token-mean", **info))
-            for lo, m in zip(losses, masks, strict=True)
-        )
-        / 2
-    )
-    assert ddp == pytest.approx(
-        sum(float((lo * m).sum()) for lo, m in zip(losses, masks, strict=True)) / n_all
-    )
-    seq = (
-        sum(
-            float(agg_loss(lo, m, "seq-mean-token-sum", **info))
-            for lo, m in zip(losses, masks, strict=True)
-        )
-        / 2
-    )
-    assert seq == pytest.approx(
-        sum(float((lo * m).sum()) for lo, m in zip(losses, masks, strict=True)) / 4
-    )
+
+    def ddp_mean(mode: str) -> float:  # each rank's verl loss, then DDP's mean over the 2 ranks
+        pairs = zip(losses, masks, strict=True)
+        return sum(float(agg_loss(lo, m, mode, **info)) for lo, m in pairs) / 2
+
+    total = sum(float((lo * m).sum()) for lo, m in zip(losses, masks, strict=True))
+    assert ddp_mean("token-mean") == pytest.approx(total / n_all)  # all tokens of all ranks
+    assert ddp_mean("seq-mean-token-sum") == pytest.approx(total / 4)  # all 4 sequences
 
 
 def test_the_notebook_table_has_every_mode_within_tolerance():
