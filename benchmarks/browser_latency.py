@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 from lab_harness import browser_page, run_all, running_lab, shutdown_kernels  # noqa: E402
 
+from lossviz.widgets.latency import p95  # noqa: E402
+
 TARGET_P95_MS = 100
 # Arms the timer: t0 at the key press (capture phase, before the slider sees it), t1 in the first
 # animation frame after the output's picture changed and decoded. Resolves with t1 - t0 (ms), or
@@ -81,11 +83,6 @@ def notebooks_with_explorers(patterns: str) -> list[tuple[Path, str]]:
         if names:
             found.append((nb, sorted(names)[0]))
     return found
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def _timed(page, act) -> float | None:
