@@ -232,14 +232,15 @@ def _check_range(
 ) -> None:
     if (low is None or value >= low) and (high is None or value <= high):
         return
+    article = "an" if noun[0] in "aeiou" else "a"
     if high is None and low in (0, 1):
         need = f"a {'positive' if low == 1 else 'non-negative'} {noun}"
     elif high is None:
-        need = f"a {noun} >= {low}"
+        need = f"{article} {noun} >= {low}"
     elif low is None:
-        need = f"a {noun} <= {high}"
+        need = f"{article} {noun} <= {high}"
     else:
-        need = f"{'an' if noun[0] in 'aeiou' else 'a'} {noun} between {low} and {high}"
+        need = f"{article} {noun} between {low} and {high}"
     shown = f"{value}" if isinstance(value, int) and abs(value) < 10**12 else f"{value:g}"
     raise ValueError(f"{name} must be {need}, got {shown}")
 

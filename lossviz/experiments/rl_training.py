@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..checks import integer, positive_int
 from ..devices import torch_threads
 from ..model import TinyCausalLM, TinyConfig
 from ..rl import mode_weights, resolve_mode
@@ -129,15 +130,9 @@ class RLConfig:
             raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds}")
         ints = ("steps", "prompts", "max_new", "inner_steps", "warmup_batch", "d_model")
         for name in (*ints, "n_layers", "n_heads", "eval_per_bucket", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.group, bool) or not isinstance(self.group, int) or self.group < 2:
-            raise ValueError(
-                f"group must be an integer >= 2 (advantages compare), got {self.group}"
-            )
-        if isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+            positive_int(name, getattr(self, name))
+        integer("group", self.group, low=2)  # advantages compare a group's responses
+        integer("warmup_steps", self.warmup_steps, low=0)
         if self.max_new < self.task.max_response:
             raise ValueError(
                 f"max_new={self.max_new} is shorter than the longest correct answer "

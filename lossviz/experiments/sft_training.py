@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from ..accumulation import NORMALIZATIONS, micro_batch_weights, split_batch
+from ..checks import positive_int
 from ..cross_entropy import token_losses
 from ..devices import torch_threads
 from ..model import TinyCausalLM, TinyConfig
@@ -108,12 +109,9 @@ class ExperimentConfig:
         if unknown or not self.arms:
             raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
         for name in ("steps", "batch_size", "micro_batches", "d_model", "n_layers", "n_heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         for name in ("eval_per_bucket", "eval_every", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+            positive_int(name, getattr(self, name))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds}")
         if self.batch_size % self.micro_batches:
