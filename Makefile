@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # verl is measured from its own source, installed without its dependencies (ray, tensordict,
-# transformers < 5.11) into a side folder that lossviz.verl_agg reads; never into the environment.
+# transformers < 5.11) into a side folder that lossviz.trainers.verl_agg reads; never into the environment.
 VERL_VERSION := 0.9.1
 VERL := $(VENV)/verl/.installed-$(VERL_VERSION)
 PORT ?= 8888
@@ -51,7 +51,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 figures: $(STAMP)
-	$(BIN)/python -m lossviz.figures figures
+	$(BIN)/python -m lossviz figures figures
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/cross_entropy.py
@@ -68,7 +68,7 @@ benchmarks: $(STAMP)
 
 # Installs each transformers version under ~/.cache/lossviz (pip --target) and measures its Trainer.
 version-table: $(STAMP)
-	$(BIN)/python -m lossviz.version_table
+	$(BIN)/python -m lossviz version-table
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

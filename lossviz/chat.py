@@ -36,6 +36,7 @@ from importlib import resources
 import torch
 
 from .checks import number
+from .data_files import data_file
 from .reductions import weights
 from .tokenizer import FILLER_WORDS, IM_END, IM_START, build_vocab, load_tokenizer
 
@@ -375,9 +376,8 @@ def load_chat_kinds() -> list[str]:
 
 def write_bundled_vocab() -> str:
     """Rebuild ``data/chat_vocab.json`` from the bundled chats (run after editing ``chats.jsonl``)."""
-    from pathlib import Path
 
-    out = Path(__file__).with_name("data") / "chat_vocab.json"
+    out = data_file("chat_vocab.json")
     vocab = build_vocab(m["content"] for c in load_chats() for m in c)
     out.write_text(json.dumps(vocab, ensure_ascii=True) + "\n", encoding="utf-8")
     load_tokenizer.cache_clear()

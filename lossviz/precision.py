@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .checks import ArgumentTypeError, integer, number, positive_int
+from .data_files import data_file
 
 __all__ = [
     "DTYPES",
@@ -234,7 +235,7 @@ def compute_curves(
     return PrecisionCurves(ns, reference, values, stall, overflow, seed, low, high)
 
 
-TABLE_PATH = Path(__file__).parent / "data" / "precision_curves.json"
+TABLE_PATH = data_file("precision_curves.json")
 
 
 def save_curves(table: PrecisionCurves, path: Path = TABLE_PATH) -> None:

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from lossviz.audit import FIXES, audit_table
-from lossviz.cli import build_parser, main
+from lossviz.commands import build_parser, main
+from lossviz.commands.audit import FIXES, audit_table
 
 EXAMPLE = ["audit", "--lengths", "12,40,7,300", "--micro-batch-size", "1", "--ga-steps", "4"]
 

@@ -1,4 +1,4 @@
-"""`python -m lossviz.figures` writes every registered figure, and a re-run gives the same pixels."""
+"""`python -m lossviz figures` writes every registered figure, and a re-run gives the same pixels."""
 
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from lossviz import figures
+from lossviz.commands import figures, main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,8 +21,8 @@ def test_registry_names_are_unique_pngs():
 
 def test_rerun_gives_identical_pixels_and_bytes(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
-    assert figures.main([str(first)]) == 0
-    assert figures.main([str(second)]) == 0
+    assert main(["figures", str(first)]) == 0
+    assert main(["figures", str(second)]) == 0
     for name, _ in figures.FIGURES:
         a, b = imread(first / name), imread(second / name)
         assert a.shape == b.shape and np.array_equal(a, b)
@@ -34,7 +34,7 @@ def test_rerun_gives_identical_pixels_and_bytes(tmp_path):
 def test_committed_figure_is_up_to_date(tmp_path, name):
     committed = REPO / "figures" / name
     assert committed.exists(), f"run `make figures` and commit figures/{name}"
-    figures.main([str(tmp_path), "--only", name])
+    main(["figures", str(tmp_path), "--only", name])
     assert np.array_equal(imread(committed), imread(tmp_path / name)), (
         f"figures/{name} is stale: run `make figures`"
     )
@@ -42,7 +42,7 @@ def test_committed_figure_is_up_to_date(tmp_path, name):
 
 def test_command_line_entry_point(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "lossviz.figures", str(tmp_path), "--only", "nope.png"],
+        [sys.executable, "-m", "lossviz", "figures", str(tmp_path), "--only", "nope.png"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -2,16 +2,21 @@
 
 The rule a reader can rely on (README, "How it is built"):
 
-- **math** (``lossviz/*.py`` except the app modules): may import torch and numpy; never matplotlib,
-  ipywidgets, ``lossviz.plots``, ``lossviz.widgets`` or an app module.
+- **math** (``lossviz/*.py`` and ``lossviz/experiments/``): may import torch and numpy; never
+  matplotlib, ipywidgets, a training library (:data:`TRAINER_LIBS`), ``lossviz.plots``,
+  ``lossviz.widgets``, ``lossviz.trainers`` or ``lossviz.commands``.
+- **trainers** (``lossviz/trainers/``): the only modules that import a training library
+  (transformers, accelerate, TRL, datasets, tokenizers, verl, Lightning, ...); they build on the
+  math layer and never import plots, widgets or commands.
 - **plots** (``lossviz/plots/``): numbers in (lists, numpy arrays), a matplotlib ``Figure`` out. They
   import the standard library, numpy, matplotlib and other plots modules only: never torch,
   ipywidgets or a lossviz math module, so a plot can never compute ``W``.
 - **widgets** (``lossviz/widgets/``): ipywidgets controls wired to a pure render that calls math
-  functions and plots. Never torch (nor a library that runs a model on it): a forward or backward
-  pass belongs to the math layer, which the widget calls. What a widget remembers lives in its
-  explorer's ``Canvas`` (``canvas.memo``), never in a module-level cache shared by every explorer.
-- **app** (:data:`APP_MODULES`: the CLI and the figure script): may import anything below.
+  functions, plots and (for the explorers that run a real trainer step) ``lossviz.trainers``. Never
+  torch nor a training library directly: a forward or backward pass belongs below. What a widget
+  remembers lives in its explorer's ``Canvas`` (``canvas.memo``), never in a module-level cache.
+- **app** (``lossviz/commands/``, ``lossviz/__main__.py``): every parser and entry point; may import
+  any lossviz module, but a training library only through ``lossviz.trainers``.
 - no import cycles.
 
 A violation fails naming the file, the import and the rule it breaks.
@@ -23,11 +28,23 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "lossviz"
 
-APP_MODULES = {"lossviz.cli", "lossviz.__main__", "lossviz.figures"}
 # Third-party packages by layer (the standard library is open to every layer).
-MATH_NEVER = {"matplotlib", "ipywidgets", "IPython"}
+TRAINER_LIBS = {
+    "transformers",
+    "accelerate",
+    "trl",
+    "datasets",
+    "tokenizers",
+    "verl",
+    "lightning",
+    "pytorch_lightning",
+    "lightning_fabric",
+    "peft",
+    "deepspeed",
+}
+MATH_NEVER = {"matplotlib", "ipywidgets", "IPython"} | TRAINER_LIBS
 PLOTS_MAY = {"numpy", "matplotlib"}
-WIDGETS_NEVER = {"torch", "transformers", "trl", "accelerate"}
+WIDGETS_NEVER = {"torch"} | TRAINER_LIBS
 
 # Widgets that still keep a module-level cache shared by every explorer: none (each explorer
 # remembers its results in its own canvas).
@@ -79,13 +96,19 @@ def _resolve(target: str, modules: set[str]) -> str:
 
 
 def layer(module: str) -> str:
-    """``math``, ``plots``, ``widgets`` or ``app`` for a lossviz module."""
-    if module in APP_MODULES:
+    """``math``, ``trainers``, ``plots``, ``widgets`` or ``app`` for a lossviz module."""
+    if module == "lossviz.__main__":
         return "app"
-    for name in ("plots", "widgets"):
-        if module == f"lossviz.{name}" or module.startswith(f"lossviz.{name}."):
+    for folder, name in (("commands", "app"), ("trainers", "trainers"), ("plots", "plots")):
+        if module == f"lossviz.{folder}" or module.startswith(f"lossviz.{folder}."):
             return name
+    if module == "lossviz.widgets" or module.startswith("lossviz.widgets."):
+        return "widgets"
     return "math"
+
+
+PLOTS_RULE = "plots import only numpy, matplotlib and other plots (numbers in, a Figure out)"
+LIBS_RULE = "training libraries are imported only under lossviz/trainers/"
 
 
 def layer_violation(module: str, target: str) -> str | None:
@@ -93,22 +116,24 @@ def layer_violation(module: str, target: str) -> str | None:
     own = layer(module)
     top = target.split(".")[0]
     inside = layer(target) if top == "lossviz" else None
+    if top in TRAINER_LIBS and own != "trainers":
+        return LIBS_RULE
     if own == "app":
         return None
     if own == "math":
-        if top in MATH_NEVER or inside in ("plots", "widgets", "app"):
-            return "math never imports matplotlib, ipywidgets, plots, widgets or an app module"
+        if top in MATH_NEVER or inside in ("plots", "widgets", "trainers", "app"):
+            return "math never imports matplotlib, ipywidgets, plots, widgets, trainers or an app module"
+        return None
+    if own == "trainers":
+        if inside in ("plots", "widgets", "app"):
+            return "trainers build on the math layer; never plots, widgets or an app module"
         return None
     if own == "plots":
         if top == "lossviz":
-            if inside != "plots":
-                return (
-                    "plots import only numpy, matplotlib and other plots (numbers in, a Figure out)"
-                )
-            return None
+            return None if inside == "plots" else PLOTS_RULE
         if top in sys.stdlib_module_names or top in PLOTS_MAY or top == "__future__":
             return None
-        return "plots import only numpy, matplotlib and other plots (numbers in, a Figure out)"
+        return PLOTS_RULE
     if top in WIDGETS_NEVER or inside == "app":
         return "widgets never import torch (they call the math layer) nor an app module"
     return None
@@ -211,10 +236,18 @@ def test_the_layer_checker_catches_each_kind_of_violation():
         ("lossviz.plots.reductions", "lossviz.reductions.weights"): "plots import only",
         ("lossviz.plots.chat", "ipywidgets"): "plots import only",
         ("lossviz.widgets.chat", "torch.nn"): "widgets never import torch",
-        ("lossviz.widgets.chat", "lossviz.figures"): "nor an app module",
+        ("lossviz.widgets.chat", "lossviz.commands.figures"): "nor an app module",
         ("lossviz.reductions", "matplotlib.figure"): "math never imports",
         ("lossviz.chat", "lossviz.plots.chat.ChatPicture"): "math never imports",
         ("lossviz.chat", "lossviz.widgets.base"): "math never imports",
+        ("lossviz.chat", "lossviz.trainers.tiny"): "math never imports",
+        ("lossviz.reductions", "transformers"): "only under lossviz/trainers/",
+        ("lossviz.experiments.sft_training", "trl.trainer"): "only under lossviz/trainers/",
+        ("lossviz.widgets.probe", "transformers"): "only under lossviz/trainers/",
+        ("lossviz.commands.probe", "transformers"): "only under lossviz/trainers/",
+        ("lossviz.commands.audit", "lightning.pytorch"): "only under lossviz/trainers/",
+        ("lossviz.trainers.tiny", "lossviz.plots.probe"): "never plots",
+        ("lossviz.trainers.tiny", "lossviz.commands"): "never plots",
     }
     for (module, target), rule in cases.items():
         assert rule in (layer_violation(module, _resolve(target, modules)) or ""), (module, target)
@@ -225,8 +258,12 @@ def test_the_layer_checker_catches_each_kind_of_violation():
         ("lossviz.widgets.chat", "lossviz.chat"),
         ("lossviz.widgets.chat", "lossviz.plots.chat"),
         ("lossviz.reductions", "torch"),
-        ("lossviz.figures", "matplotlib"),
-        ("lossviz.figures", "lossviz.plots.reductions"),
+        ("lossviz.commands.figures", "matplotlib"),
+        ("lossviz.commands.figures", "lossviz.plots.reductions"),
+        ("lossviz.commands.probe", "lossviz.trainers.hf_trainer"),
+        ("lossviz.trainers.tiny", "transformers"),
+        ("lossviz.trainers.hf_trainer", "lossviz.probe"),
+        ("lossviz.widgets.probe", "lossviz.trainers.hf_trainer.measure"),
     ]
     for module, target in allowed:
         assert layer_violation(module, _resolve(target, modules)) is None, (module, target)

@@ -13,9 +13,9 @@ import torch
 
 import lossviz as lv
 from lossviz import chat, precision, rl
-from lossviz.audit import audit_table
 from lossviz.checks import parse_list
-from lossviz.cli import main
+from lossviz.commands import main
+from lossviz.commands.audit import audit_table
 
 
 # -- float16 / bfloat16 token counts ------------------------------------------------------------

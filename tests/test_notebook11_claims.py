@@ -6,7 +6,7 @@ from torch.nn import functional as F
 import lossviz as lv
 from lossviz.model import TinyCausalLM, TinyConfig
 from lossviz.step_gradients import token_batch
-from lossviz.version_table import load_table
+from lossviz.trainers.versions import load_table
 
 
 def test_one_token_by_hand():

@@ -10,7 +10,7 @@ pytest.importorskip("trl")  # the trainers extra; `make test` installs it
 
 import lossviz as lv  # noqa: E402
 from lossviz import pitfalls as pf  # noqa: E402
-from lossviz.version_table import load_table  # noqa: E402
+from lossviz.trainers.versions import load_table  # noqa: E402
 
 LENGTHS = [3, 7, 20, 5]
 # recovered weights are float32 gradients: ~6e-8 relative (lossviz.probe); 1e-6 covers it
@@ -28,7 +28,7 @@ def test_the_hand_example():
 
 
 def test_pitfall_1_the_override_weighs_ga_times_the_default():
-    from lossviz.trainer_probe import measure_runs
+    from lossviz.trainers.hf_trainer import measure_runs
 
     runs = [{"case": c} for c in ("ga", "compute_loss", "naive")]
     for ga in (2, 4):
@@ -68,7 +68,7 @@ def test_pitfall_3_factors():
 
 
 def test_pitfall_5_grpo_loss_is_zero_and_its_gradient_is_not():
-    from lossviz.trl_grpo import GRPOMeter
+    from lossviz.trainers.trl_grpo import GRPOMeter
 
     with GRPOMeter() as meter:
         g = meter.measure("grpo", [2, 5, 3], advantages=[1.0, -0.5, -0.5])
@@ -84,8 +84,8 @@ CHAT = [{"role": "user", "content": "the cat sat"}, {"role": "assistant", "conte
 
 
 def test_pitfall_6_and_7_with_the_real_sft_trainer(capsys):
-    from lossviz.hf_tiny import CHATML_TRAINING_TEMPLATE
-    from lossviz.trl_sft import SFTMeter
+    from lossviz.trainers.tiny import CHATML_TRAINING_TEMPLATE
+    from lossviz.trainers.trl_sft import SFTMeter
 
     sft = SFTMeter()
     with pytest.raises(ValueError, match="^The chat template is not training-compatible"):
@@ -125,7 +125,7 @@ def _edge_distance(x: float) -> float:
 
 
 def test_pitfall_8_trainer_evaluate_is_a_mean_of_batch_means():
-    from lossviz.trainer_eval import measure_eval
+    from lossviz.trainers.hf_eval import measure_eval
 
     ev = measure_eval([2, 30, 3, 5, 40], batch_size=2, logit_scale=30)
     assert ev["sizes"] == [2, 2, 1]

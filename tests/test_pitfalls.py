@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lossviz import pitfalls as pf
-from lossviz.version_table import load_table
+from lossviz.trainers.versions import load_table
 
 
 def test_trainer_plan_is_the_dealing_the_probe_measured():

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("transformers")  # the trainers extra; `make test` installs it
 
-from lossviz.cli import build_parser, main  # noqa: E402
-from lossviz.probe_report import _fill  # noqa: E402
+from lossviz.commands import build_parser, main  # noqa: E402
+from lossviz.commands.probe import _fill  # noqa: E402
 
 ARGS = ["probe", "--trainer", "transformers", "--lengths", "12,40,7,300", "--ga-steps", "4"]
 

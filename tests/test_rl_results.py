@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lossviz.cli import main
+from lossviz.commands import main
 from lossviz.experiments.results import check_writable
 from lossviz.experiments.rl_results import (
     DEFAULT_RL_CACHE,

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from lossviz.cli import main
+from lossviz.commands import main
 from lossviz.experiments.results import sign_test
 from lossviz.experiments.sft_results import (
     DEFAULT_CACHE,
@@ -233,7 +233,7 @@ def test_the_notebooks_claims_hold_in_the_240_step_cache():
 def test_cli_without_options_is_the_default_config():
     import argparse
 
-    from lossviz.experiments.sft_cli import add_arguments, config_from_args
+    from lossviz.commands.experiment import add_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -244,7 +244,7 @@ def test_cli_without_options_is_the_default_config():
 
 def test_a_write_that_fails_after_training_keeps_the_runs(tmp_path, capsys):
     """--out was writable when checked, but is not when training ends: the runs go to a temp file."""
-    from lossviz.experiments.options import write_results
+    from lossviz.commands.experiment_options import write_results
 
     results = {"config": {"seeds": [0]}, "runs": [{"arm": "sum", "seed": 0}]}
     gone = tmp_path / "now-a-folder.json"

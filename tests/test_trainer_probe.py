@@ -10,9 +10,9 @@ pytest.importorskip("transformers")  # the trainers extra; `make test` installs 
 import transformers  # noqa: E402
 
 from lossviz.distributed import DistributedRunError  # noqa: E402
-from lossviz.trainer_models import verdict  # noqa: E402
-from lossviz.trainer_probe import measure, measure_runs  # noqa: E402
-from lossviz.version_table import PINNED, SETUPS, load_table, row_from_results  # noqa: E402
+from lossviz.measured_step import verdict  # noqa: E402
+from lossviz.trainers.hf_trainer import measure, measure_runs  # noqa: E402
+from lossviz.trainers.versions import PINNED, SETUPS, load_table, row_from_results  # noqa: E402
 
 LENGTHS = [3, 7, 20, 5]  # bs 2 x GA 2: micro-batches of 10 and 25 tokens
 LENGTHS_2R = [12, 40, 7, 300, 5, 9, 30, 2]  # bs 1 x GA 4 x 2 ranks: 54 vs 351 tokens per rank
@@ -126,7 +126,7 @@ def test_the_in_process_step_runs_on_one_thread_with_older_objects_frozen(monkey
 
     import torch
 
-    from lossviz import trainer_probe
+    from lossviz.trainers import hf_trainer as trainer_probe
 
     seen, real = {}, trainer_probe.run_case
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lossviz import rl, rl_ratio
-from lossviz.trl_grpo import TRL_LOSS_TYPES, GRPOMeter, trl_version
+from lossviz.trainers.trl_grpo import TRL_LOSS_TYPES, GRPOMeter, trl_version
 
 TOL = 1e-6  # float32 loss; measured spread <= 4e-8 (see the module docstring)
 LENGTHS = [2, 5, 3, 7]
@@ -122,7 +122,7 @@ def test_grpo_loss_is_zero_but_the_gradient_is_not(meter):
 
 
 def test_the_notebook_table_has_every_loss_type_within_tolerance(meter):
-    from lossviz.trl_grpo import measured_table
+    from lossviz.trainers.trl_grpo import measured_table
 
     rows = measured_table(meter, LENGTHS, ADV, off_policy_log_ratio())
     assert [r["setting"].split("=")[1].split(",")[0] for r in rows] == [

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from lossviz import chat
-from lossviz.hf_tiny import CHATML_TRAINING_TEMPLATE
-from lossviz.trl_sft import SFTMeter
+from lossviz.trainers.tiny import CHATML_TRAINING_TEMPLATE
+from lossviz.trainers.trl_sft import SFTMeter
 
 TOL = 1e-7  # float32 gradient of 1/N, N <= 16 (see the module docstring)
 CHAT = [
@@ -123,7 +123,7 @@ def test_dft_weighs_each_token_by_its_own_probability(meter, steps):
     """loss_type="dft": L = sum_t -sg(p_t) log p_t / N, so W_t = p_t / N (p_t: the model's probability),
     which is lossviz.token_gradients.dft_weights on the logits of the same model and batch."""
     from lossviz import shift_labels, token_gradients
-    from lossviz.hf_tiny import tiny_model
+    from lossviz.trainers.tiny import tiny_model
 
     s, nll = steps["dft"], steps["completion_only"]
     assert torch.equal(s.trained, nll.trained)
@@ -150,7 +150,7 @@ def test_sft_runs_under_bf16_autocast_by_default_even_on_a_cpu(steps):
 def test_the_probe_reads_the_same_weights_from_the_logits(meter, steps):
     """W = -dL/d logp (TRL's fused head) is what lv.probe recovers from the logits of the same batch."""
     import lossviz as lv
-    from lossviz.hf_tiny import tiny_model
+    from lossviz.trainers.tiny import tiny_model
 
     s = steps["completion_only"]
     model = tiny_model(len(meter.tokenizer), seed=meter.seed)  # the meter's weights (same seed)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lossviz import rl
-from lossviz.verl_agg import VERL_LOSS_AGG_MODES, VERL_VERSION, load_agg_loss, verl_root
+from lossviz.trainers.verl_agg import VERL_LOSS_AGG_MODES, VERL_VERSION, load_agg_loss, verl_root
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-6  # seq-mean-token-mean's + 1e-8 (see the module docstring); the rest are exact
@@ -110,7 +110,7 @@ def test_two_ranks_with_global_counts_give_the_global_means(agg_loss):
 
 
 def test_the_notebook_table_has_every_mode_within_tolerance():
-    from lossviz.verl_agg import measured_table
+    from lossviz.trainers.verl_agg import measured_table
 
     mask = rl.response_mask([2, 5, 0, 3])
     losses = torch.randn(

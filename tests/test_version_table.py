@@ -2,7 +2,8 @@
 
 import pytest
 
-from lossviz import version_table as vt
+from lossviz.commands import main
+from lossviz.trainers import versions as vt
 
 
 def test_the_cached_table_measures_at_least_five_versions():
@@ -36,9 +37,8 @@ def test_install_refuses_a_version_without_pins(tmp_path, monkeypatch):
         vt.install("3.0.0")
 
 
-def test_main_names_an_unknown_version(capsys):
-    with pytest.raises(SystemExit):
-        vt.main(["--versions", "4.45.2,9.9.9"])
+def test_the_command_names_an_unknown_version(capsys):
+    assert main(["version-table", "--versions", "4.45.2,9.9.9"]) == 2
     assert "9.9.9" in capsys.readouterr().err
 
 

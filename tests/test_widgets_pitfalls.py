@@ -42,7 +42,7 @@ def test_the_explorer_re_renders_and_never_shows_a_traceback():
 
 
 def test_measure_eval_refuses_bad_input():
-    from lossviz.trainer_eval import measure_eval
+    from lossviz.trainers.hf_eval import measure_eval
 
     with pytest.raises(ValueError, match="batch_size"):
         measure_eval([2, 3], batch_size=0)

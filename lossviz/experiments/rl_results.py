@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from ..data_files import data_file
 from .results import config_from_results, load_results_file, sign_test
 from .rl_training import METRICS, RLConfig
 
@@ -26,7 +27,7 @@ __all__ = [
     "paired_rl",
 ]
 
-DEFAULT_RL_CACHE = Path(__file__).parents[1] / "data" / "rl_experiment_results.json"
+DEFAULT_RL_CACHE = data_file("rl_experiment_results.json")
 
 
 WINDOW = 20  # "late" = the mean over the last WINDOW steps

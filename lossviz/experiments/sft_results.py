@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from ..data_files import data_file
 from ..devices import torch_threads
 from .results import config_from_results, load_results_file, sign_test, spread
 from .sft_training import ARMS, ExperimentConfig, train_arm
@@ -30,7 +31,7 @@ __all__ = [
     "format_table",
 ]
 
-DEFAULT_CACHE = Path(__file__).parents[1] / "data" / "experiment_results.json"
+DEFAULT_CACHE = data_file("experiment_results.json")
 
 
 def default_config() -> ExperimentConfig:

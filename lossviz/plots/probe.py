@@ -1,7 +1,7 @@
 """Pictures of a measured trainer step: measured vs predicted ``W``, and the version table.
 
 Pure functions: numbers in, a ``matplotlib.figure.Figure`` out. Weights come as one list per
-sample (the weight of each of its trained tokens), as :func:`lossviz.trainer_probe.measure`
+sample (the weight of each of its trained tokens), as :func:`lossviz.trainers.hf_trainer.measure`
 returns them.
 """
 
@@ -212,7 +212,7 @@ def measured_vs_predicted(
 def version_table_figure(table: dict, dpi: int = 80) -> Figure:
     """The version table as a grid: one row per transformers version, one column per measurement.
 
-    ``table`` as :func:`lossviz.version_table.load_table` returns it. Each cell is coloured by the
+    ``table`` as :func:`lossviz.trainers.versions.load_table` returns it. Each cell is coloured by the
     lossviz model the measured step matched; rows that could not be measured say why.
     """
     rows = table["rows"]

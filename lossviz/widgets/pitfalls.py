@@ -1,6 +1,6 @@
 """Explorer: pick a trainer setup users complain about and see its W beside the global token mean.
 
-``render_pitfall`` is pure: lossviz's model of each setup (:func:`lossviz.trainer_models.predict`,
+``render_pitfall`` is pure: lossviz's model of each setup (:func:`lossviz.measured_step.predict`,
 each one checked against a real ``Trainer`` step by the probe's tests and the cached version table)
 on the Trainer's dealing (:func:`lossviz.pitfalls.trainer_plan`); nothing is trained, so it answers
 at once for any GA and world size. The explorer passes its own :class:`~lossviz.widgets.Canvas`.
@@ -13,14 +13,14 @@ import functools
 import ipywidgets as W
 
 from ..checks import cycle_to
+from ..measured_step import predict
 from ..pitfalls import trainer_plan
 from ..plots.probe import MeasuredVsPredictedPicture
-from ..trainer_models import predict
 from .base import Canvas, EdgeCase, Explorer, View, parse_list
 
 __all__ = ["SETUPS", "pitfall_explorer", "render_pitfall"]
 
-# what the user did -> lossviz's normalization of it (see lossviz.trainer_models.MODELS)
+# what the user did -> lossviz's normalization of it (see lossviz.measured_step.MODELS)
 SETUPS = {
     "transformers 5.24 defaults": "global",
     "average_tokens_across_devices=False": "local",

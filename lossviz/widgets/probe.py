@@ -12,9 +12,9 @@ import functools
 import ipywidgets as W
 
 from ..checks import cycle_to
+from ..measured_step import verdict
 from ..plots.probe import MeasuredVsPredictedPicture
-from ..trainer_models import verdict
-from ..trainer_probe import measure
+from ..trainers.hf_trainer import measure
 from .base import Canvas, EdgeCase, Explorer, View, parse_list
 
 __all__ = ["render_probe", "probe_explorer"]

@@ -15,16 +15,16 @@ import sys
 from dataclasses import fields, replace
 
 from ..checks import arg_type, parse_list, positive_float_arg
-from .options import (
+from ..experiments.sft_results import default_config, format_table
+from ..experiments.sft_training import ARMS, ExperimentConfig, run_experiment
+from ..experiments.tasks import OPS, TaskConfig
+from .experiment_options import (
     add_arm_options,
     add_number_options,
     add_output_options,
     checked_config,
     write_results,
 )
-from .sft_results import default_config, format_table
-from .sft_training import ARMS, ExperimentConfig, run_experiment
-from .tasks import OPS, TaskConfig
 
 __all__ = ["add_arguments", "config_from_args", "run"]
 

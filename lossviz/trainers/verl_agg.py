@@ -78,7 +78,7 @@ def measured_table(mask, losses) -> list[dict]:
     """One row per ``loss_agg_mode``: lossviz's W formula and reduction, and the largest
     ``|dL/d loss_mat - W|`` of verl's ``agg_loss`` on ``losses, mask: [B, T]`` (one rank)."""
 
-    from . import rl
+    from .. import rl
 
     agg_loss = load_agg_loss()
     rows = []

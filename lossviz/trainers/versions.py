@@ -3,7 +3,7 @@
 Each version is installed into its own folder (``pip install --target``) under the cache
 (``$LOSSVIZ_CACHE``, default ``~/.cache/lossviz``), beside the environment's torch, and measured in
 subprocesses with ``PYTHONPATH`` pointing there; the pinned version is the environment's own.
-Three measurements per version, each one real ``Trainer`` step (:mod:`lossviz.trainer_probe`):
+Three measurements per version, each one real ``Trainer`` step (:mod:`lossviz.trainers.hf_trainer`):
 
 - ``ga``: lengths 3, 7, 20, 5, batch 2, GA 2 (micro-batches of 10 and 25 tokens);
 - ``compute_loss``: the same with an override that returns ``model(**inputs).loss``;
@@ -13,18 +13,19 @@ Three measurements per version, each one real ``Trainer`` step (:mod:`lossviz.tr
 Whether a version counts one extra token per row (transformers pull request 46204) shows as a match with
 the ``*_overcount`` models. A version that cannot be installed or run gets a row that says why.
 ``make version-table`` rebuilds ``lossviz/data/transformers_versions.json``:
-``python -m lossviz.version_table [--versions 4.45.2,5.24.0] [--out FILE]``.
+``python -m lossviz version-table [--versions 4.45.2,5.24.0] [--out FILE]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ..data_files import data_file
 
 __all__ = [
     "DATA",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 PINNED = "5.24.0"
-DATA = Path(__file__).parent / "data" / "transformers_versions.json"
+DATA = data_file("transformers_versions.json")
 SETUPS = {
     "ga": {"lengths": [3, 7, 20, 5], "per_device_batch_size": 2, "ga_steps": 2},
     "ranks": {
@@ -139,7 +140,7 @@ def row_from_results(version: str, ga: dict, compute_loss: dict, ranks: dict) ->
 
 def measure_version(version: str, pythonpath: str | None = None, timeout: float = 300.0) -> dict:
     """Measure one installed version (see the module docstring); raises if a run fails."""
-    from .trainer_probe import measure_runs
+    from .hf_trainer import measure_runs
 
     setup = dict(SETUPS["ga"])
     lengths = setup.pop("lengths")
@@ -186,35 +187,3 @@ def load_table(path: Path | str = DATA) -> dict:
     """The cached table (``make version-table`` rebuilds it)."""
     with open(path) as f:
         return json.load(f)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lossviz.version_table``: rebuild the cached table."""
-    parser = argparse.ArgumentParser(prog="python -m lossviz.version_table", description=__doc__)
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--versions",
-        default=",".join(VERSIONS),
-        help=f"comma-separated transformers versions among {', '.join(VERSIONS)}; default all",
-    )
-    parser.add_argument("--out", default=str(DATA), help=f"the JSON to write; default {DATA.name}")
-    args = parser.parse_args(argv)
-    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
-    unknown = [v for v in versions if v not in VERSIONS]
-    if unknown:
-        parser.error(f"--versions: {unknown} not in {list(VERSIONS)} (their pins live in VERSIONS)")
-    table = build_table(versions)
-    with open(args.out, "w") as f:
-        json.dump(table, f, indent=1)
-        f.write("\n")
-    for row in table["rows"]:
-        if row["status"] == "measured":
-            cells = ", ".join(f"{k}: {row[k]['model']}" for k in ("ga", "compute_loss", "ranks"))
-            print(f"{row['version']:>8}  {cells}, +1 token per row: {row['overcount']}")
-        else:
-            print(f"{row['version']:>8}  {row['status']}: {row['reason']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

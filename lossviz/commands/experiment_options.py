@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from ..checks import arg_type, int_arg, parse_list
-from .results import check_writable, fallback_path, save_results
+from ..experiments.results import check_writable, fallback_path, save_results
 
 __all__ = ["seed_list", "add_arm_options", "add_number_options", "add_output_options"]
 __all__ += ["checked_config", "write_results"]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .devices import torch_threads
-from .rl import response_mask
+from ..devices import torch_threads
+from ..rl import response_mask
 
 __all__ = ["GRPOMeter", "Measured", "TRL_LOSS_TYPES", "measured_table", "trl_version"]
 
@@ -56,7 +56,7 @@ class GRPOMeter:
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
 
-        from .hf_tiny import tiny_model, tiny_tokenizer
+        from .tiny import tiny_model, tiny_tokenizer
 
         self.tokenizer = tiny_tokenizer()
         self.max_completion_length = max_completion_length
@@ -180,7 +180,7 @@ def measured_table(
 ) -> list[dict]:
     """One row per TRL loss type: its W and gate formulas, lossviz reduction, and the largest
     ``|measured - predicted|`` of ``dL/d logp`` on policy and at ``log_ratio`` (``[B, T]``)."""
-    from . import rl, rl_ratio
+    from .. import rl, rl_ratio
 
     rows = []
     adv = torch.as_tensor(advantages, dtype=torch.float64)

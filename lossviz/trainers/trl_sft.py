@@ -13,7 +13,7 @@ whose label is ``-100`` has a constant log-prob and weight 0.
 
 ``SFTConfig`` defaults to ``bf16=True`` (on a CPU too), so the forward runs under bf16 autocast: a
 token mean's weights do not depend on it, DFT's ``p`` does (pass ``bf16=False`` for float32).
-Needs the ``trainers`` extra; tiny Qwen2 from a config, tokenizer in memory (:mod:`lossviz.hf_tiny`).
+Needs the ``trainers`` extra; tiny Qwen2 from a config, tokenizer in memory (:mod:`lossviz.trainers.tiny`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .devices import torch_threads
-from .hf_tiny import CHATML_TEMPLATE, tiny_model, tiny_tokenizer
-from .tokenizer import FILLER_WORDS
+from ..devices import torch_threads
+from ..tokenizer import FILLER_WORDS
+from .tiny import CHATML_TEMPLATE, tiny_model, tiny_tokenizer
 
 __all__ = ["SFTMeter", "SFTStep"]
 

@@ -1,4 +1,4 @@
-"""lossviz's models of one trainer step, compared with what :mod:`lossviz.trainer_probe` measured.
+"""lossviz's models of one trainer step, compared with what :mod:`lossviz.trainers.hf_trainer` measured.
 
 A measured step is a list of recorded rows (labels, ``W``, ``position_ids``); :func:`assemble` maps
 each row back to the sample it holds, which gives the dealing ``plan[r][k]`` the trainer really

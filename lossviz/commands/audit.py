@@ -16,9 +16,9 @@ import sys
 
 import torch
 
-from .accumulation import accumulation_weights, split_batch
-from .checks import arg_type, int_arg, parse_list
-from .reductions import REDUCTIONS, resolve_reduction, weights
+from ..accumulation import accumulation_weights, split_batch
+from ..checks import arg_type, int_arg, parse_list
+from ..reductions import REDUCTIONS, resolve_reduction, weights
 
 __all__ = ["add_arguments", "run", "audit_table", "FIXES"]
 

@@ -22,7 +22,7 @@ Samples are fed in order (a ``SequentialSampler``); the micro-batch and rank eac
 are read from what the probe recorded (accelerate deals whole batches to ranks), and the
 prediction uses that plan (:func:`lossviz.accumulation.plan_weights`). With ``world_size > 1`` the
 ranks are real processes (gloo on 127.0.0.1) started by :func:`measure`; ``python``/``pythonpath``
-run them under another interpreter or transformers version (see :mod:`lossviz.version_table`).
+run them under another interpreter or transformers version (see :mod:`lossviz.trainers.versions`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .devices import torch_threads
-from .trainer_models import VOCAB, assemble, compare_case, predictions, samples
+from ..devices import torch_threads
+from ..measured_step import VOCAB, assemble, compare_case, predictions, samples
 
 __all__ = ["CASES", "expected_normalization", "measure", "measure_runs", "run_case"]
 
@@ -130,8 +130,8 @@ def run_case(cfg: dict) -> dict:
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
-    from .hf_tiny import tiny_llama
-    from .probe import probe
+    from ..probe import probe
+    from .tiny import tiny_llama
 
     case = cfg["case"]
     expected_normalization(case)  # validates the name
@@ -193,7 +193,7 @@ def _spawn(
     cfgs: list[dict], R: int, python: str | None, pythonpath: str | None, timeout: float
 ) -> list[list[dict]]:
     """Run :func:`run_case` on each config in ``R`` processes; every process is ended on any error."""
-    from .distributed import DistributedRunError, free_port
+    from ..distributed import DistributedRunError, free_port
 
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     env["WORLD_SIZE"], env["OMP_NUM_THREADS"] = str(R), "1"
@@ -210,7 +210,7 @@ def _spawn(
                 cmd = [
                     python or sys.executable,
                     "-m",
-                    "lossviz.trainer_probe",
+                    "lossviz.trainers.hf_trainer",
                     json.dumps(cfgs),
                     out,
                 ]
@@ -244,7 +244,7 @@ def _spawn(
 
 
 def _check_setup(lengths, per_device_batch_size, ga_steps, world_size) -> list[int]:
-    from .batching import _check_lengths
+    from ..batching import _check_lengths
 
     lengths = _check_lengths(lengths, allow_zero=False)
     for name, v in (
@@ -372,7 +372,9 @@ def measure(
     )[0]
 
 
-if __name__ == "__main__":  # one rank of measure_runs(): python -m lossviz.trainer_probe CFGS OUT
+if (
+    __name__ == "__main__"
+):  # one rank of measure_runs(): python -m lossviz.trainers.hf_trainer CFGS OUT
     _cfgs, _out = json.loads(sys.argv[1]), sys.argv[2]
     torch.set_num_threads(1)
     _res = [run_case(c) for c in _cfgs]

@@ -1,4 +1,4 @@
-"""``python -m lossviz.figures OUTDIR``: regenerate every figure the README shows, pixel for pixel.
+"""``python -m lossviz figures OUTDIR``: regenerate every figure the README shows, pixel for pixel.
 
 :data:`FIGURES` is the registry: one ``(filename, make)`` pair per figure, ``make() -> Figure``. Adding a
 figure is one line. Rendering uses Agg with fixed metadata (no date, no version string), so a re-run
@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["FIGURES", "DPI", "save", "main"]
+__all__ = ["FIGURES", "DPI", "save", "add_arguments", "run"]
 
 DPI = 100
 # PNG text chunks matplotlib would otherwise fill with its version; None drops the key.
@@ -25,9 +25,9 @@ METADATA = {"Software": None}
 
 
 def _weights_token_vs_sample_mean() -> Figure:
-    from .batching import mask_from_lengths
-    from .plots.reductions import weights_figure
-    from .reductions import sample_weights, weights
+    from ..batching import mask_from_lengths
+    from ..plots.reductions import weights_figure
+    from ..reductions import sample_weights, weights
 
     mask = mask_from_lengths([2, 6, 4])
     names = ("token_mean", "sample_mean")
@@ -37,15 +37,15 @@ def _weights_token_vs_sample_mean() -> Figure:
 
 
 def _experiment_accuracy_by_length() -> Figure:
-    from .experiments.sft_results import load_results
-    from .plots.experiment import experiment_figure
+    from ..experiments.sft_results import load_results
+    from ..plots.experiment import experiment_figure
 
     return experiment_figure(load_results())
 
 
 def _rl_incorrect_length() -> Figure:
-    from .experiments.rl_results import load_rl_results
-    from .plots.rl_experiment import rl_figure
+    from ..experiments.rl_results import load_rl_results
+    from ..plots.rl_experiment import rl_figure
 
     return rl_figure(load_rl_results())
 
@@ -63,23 +63,25 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write every registered figure into OUTDIR (created if missing); print each path."""
-    parser = argparse.ArgumentParser(prog="python -m lossviz.figures", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``lossviz figures OUTDIR [--only NAME ...]``."""
     parser.add_argument("outdir", type=Path, help="folder to write the PNG files into")
     parser.add_argument("--only", nargs="*", help="filenames to regenerate (default: all)")
-    args = parser.parse_args(argv)
-    args.outdir.mkdir(parents=True, exist_ok=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write every registered figure into OUTDIR (created if missing); print each path."""
     names = {name for name, _ in FIGURES}
     unknown = sorted(set(args.only or []) - names)
     if unknown:
-        parser.error(f"unknown figure(s) {unknown}; registered: {sorted(names)}")
+        print(
+            f"lossviz figures: unknown figure(s) {unknown}; registered: {sorted(names)}",
+            file=sys.stderr,
+        )
+        return 2
+    args.outdir.mkdir(parents=True, exist_ok=True)
     for name, make in FIGURES:
         if args.only and name not in args.only:
             continue
         print(save(make(), args.outdir / name))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

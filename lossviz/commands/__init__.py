@@ -1,7 +1,9 @@
 """``python -m lossviz COMMAND`` (also the ``lossviz`` console script).
 
-Each command lives in the module named for its idea and exposes ``add_arguments(parser)`` and
-``run(args) -> int``; this file only lists them and builds one sub-parser per command.
+The app layer: every argparse parser and entry point of lossviz lives in this folder. Each command
+is one module here that exposes ``add_arguments(parser)`` and ``run(args) -> int``; this file lists
+them and builds one sub-parser per command. The commands call the math layer, the experiments and
+``lossviz.trainers`` (the real third-party trainers); nothing below them imports a command.
 """
 
 from __future__ import annotations
@@ -12,15 +14,23 @@ import sys
 
 COMMANDS = {
     "audit": (
-        "lossviz.audit",
+        "lossviz.commands.audit",
         "per-sample weights of a GA / data-parallel setup vs the full batch",
     ),
-    "experiment": ("lossviz.experiments.sft_cli", "train the tiny model under several reductions"),
-    "probe": ("lossviz.probe_report", "measure the real transformers Trainer's per-token weights"),
+    "experiment": ("lossviz.commands.experiment", "train the tiny model under several reductions"),
+    "probe": (
+        "lossviz.commands.probe",
+        "measure the real transformers Trainer's per-token weights",
+    ),
     "rl-experiment": (
-        "lossviz.experiments.rl_cli",
+        "lossviz.commands.rl_experiment",
         "RL-train the tiny policy under GRPO / DAPO / Dr. GRPO aggregation",
     ),
+    "version-table": (
+        "lossviz.commands.versions",
+        "measure several released transformers versions' Trainer and rewrite the cached table",
+    ),
+    "figures": ("lossviz.commands.figures", "regenerate the README figures into a folder"),
 }
 
 
@@ -31,12 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            continue
+        mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip())
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)

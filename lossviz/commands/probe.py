@@ -24,7 +24,7 @@ _ATAD = {"default": None, "true": True, "false": False}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``lossviz probe``."""
-    from .trainer_probe import CASES
+    from ..trainers.hf_trainer import CASES
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
@@ -76,7 +76,7 @@ def _fill(lengths: list[int], need: int) -> list[int]:
 
 def report(result: dict) -> list[str]:
     """The printed table: per-sample measured vs predicted weights, the worst ratio, the verdict."""
-    from .trainer_models import MODELS, verdict
+    from ..measured_step import MODELS, verdict
 
     exp = result["expected"]
     d = result["diff"][exp]
@@ -119,17 +119,17 @@ def run(args: argparse.Namespace) -> int:
     """Measure and print; 0 on success, 2 (with a message on stderr) on a bad setup or failure."""
     from tqdm.auto import tqdm
 
-    try:
-        import transformers  # noqa: F401
-    except ModuleNotFoundError:
+    from ..trainers import missing
+
+    if missing("transformers", "accelerate"):
         print(
             "lossviz probe: error: --trainer transformers needs transformers and accelerate: "
             "pip install 'lossviz[trainers]'",
             file=sys.stderr,
         )
         return 2
-    from .distributed import DistributedRunError
-    from .trainer_probe import measure
+    from ..distributed import DistributedRunError
+    from ..trainers.hf_trainer import measure
 
     need = args.per_device_batch_size * args.ga_steps * args.world_size
     try:

@@ -14,15 +14,15 @@ import sys
 from dataclasses import fields, replace
 
 from ..checks import int_arg, positive_float_arg
-from .options import (
+from ..experiments.rl_results import WINDOW, format_rl_table, paired_rl
+from ..experiments.rl_training import RL_ARMS, RL_TASK, RLConfig, run_rl_experiment
+from .experiment_options import (
     add_arm_options,
     add_number_options,
     add_output_options,
     checked_config,
     write_results,
 )
-from .rl_results import WINDOW, format_rl_table, paired_rl
-from .rl_training import RL_ARMS, RL_TASK, RLConfig, run_rl_experiment
 
 __all__ = ["add_arguments", "config_from_args", "run"]
 

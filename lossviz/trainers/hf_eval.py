@@ -1,7 +1,7 @@
 """The real transformers ``Trainer.evaluate`` measured: which mean its ``eval_loss`` is.
 
 One ``evaluate()`` of the installed ``Trainer`` on the one-layer Llama of
-:mod:`lossviz.trainer_probe` (built from a config, random token samples, nothing downloaded), in
+:mod:`lossviz.trainers.hf_trainer` (built from a config, random token samples, nothing downloaded), in
 order (``SequentialSampler``). Beside it, the same model scores every sample's tokens on its own, so
 the reported number can be compared with :func:`lossviz.pitfalls.eval_loss` under each weighting.
 """
@@ -20,7 +20,7 @@ def measure_eval(
 ) -> dict:
     """``Trainer.evaluate()``'s ``eval_loss`` and each eval batch's scored token losses.
 
-    Sample b has ``lengths[b]`` scored tokens (:func:`lossviz.trainer_models.samples`).
+    Sample b has ``lengths[b]`` scored tokens (:func:`lossviz.measured_step.samples`).
     ``logit_scale`` multiplies the LM head's weights: an untrained model scores every token near
     ``log V``; a sharper one spreads the token losses, so that batch means differ. Returns
     ``{"eval_loss", "batch_losses": [1-D float64 tensors], "sizes": samples per batch,
@@ -32,11 +32,11 @@ def measure_eval(
     from torch.utils.data import SequentialSampler
     from transformers import Trainer, TrainingArguments
 
-    from .batching import _check_lengths
-    from .checks import number, positive_int
-    from .hf_tiny import tiny_llama
-    from .trainer_models import VOCAB, samples
-    from .trainer_probe import _pad_collate
+    from ..batching import _check_lengths
+    from ..checks import number, positive_int
+    from ..measured_step import VOCAB, samples
+    from .hf_trainer import _pad_collate
+    from .tiny import tiny_llama
 
     lengths = _check_lengths(lengths, allow_zero=False)
     batch_size = positive_int("batch_size", batch_size)
