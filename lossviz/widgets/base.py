@@ -189,7 +189,10 @@ class Explorer:
         self.ui = W.VBox([box, self.out, self.status])
         for control in self.controls.values():
             control.observe(self.update, names="value")
-        self.update()
+        opening = self.update()
+        self._static_png: bytes | None = None
+        if opening.figure is not None:
+            self._static_png = opening.png or figure_png(opening.figure, dpi=self.dpi)
 
     def values(self) -> dict:
         """The current value of every control, by render keyword."""
@@ -212,5 +215,20 @@ class Explorer:
         self.last_seconds = time.perf_counter() - start
         return view
 
+    def static_png(self) -> bytes | None:
+        """The PNG of the picture the explorer opened with (its default state), or ``None``."""
+        return self._static_png
+
     def _repr_mimebundle_(self, **kwargs):
-        return self.ui._repr_mimebundle_(**kwargs)
+        """The live widget, plus its opening picture as ``image/png`` for a reader without a kernel.
+
+        JupyterLab and Notebook render the richest type they can (the widget view), so a live lab
+        shows the explorer once; GitHub, nbviewer and static exports cannot render a widget view
+        and show the picture instead.
+        """
+        bundle = self.ui._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        if self._static_png is not None:
+            data = {**data, "image/png": base64.b64encode(self._static_png).decode("ascii")}
+            data["text/plain"] = "Interactive explorer (run the notebook to move its controls)"
+        return (data, metadata) if isinstance(bundle, tuple) else data
