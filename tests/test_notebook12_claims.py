@@ -13,8 +13,6 @@ from lossviz import pitfalls as pf  # noqa: E402
 from lossviz.trainers.versions import load_table  # noqa: E402
 
 LENGTHS = [3, 7, 20, 5]
-# recovered weights are float32 gradients: ~6e-8 relative (lossviz.probe); 1e-6 covers it
-TOL = 1e-6
 
 
 def test_the_hand_example():
@@ -25,18 +23,6 @@ def test_the_hand_example():
     U = lv.plan_weights(mask, plan, normalize="unscaled")
     assert round(1 / float(U[0, 0])) == 10 and float(U.sum()) == pytest.approx(2.0)
     assert f"{35 / 39:.3f}" == "0.897"
-
-
-def test_pitfall_1_the_override_weighs_ga_times_the_default():
-    from lossviz.trainers.hf_trainer import measure_runs
-
-    runs = [{"case": c} for c in ("ga", "compute_loss", "naive")]
-    for ga in (2, 4):
-        res = measure_runs(LENGTHS, runs, per_device_batch_size=4 // ga, ga_steps=ga)
-        totals = [sum(map(sum, r["measured"])) for r in res]
-        assert totals == pytest.approx([1.0, float(ga), 1.0], abs=TOL)
-    naive = res[2]["diff"]["global"]["measured_share"]  # GA 4, one sample per micro-batch
-    assert naive == pytest.approx([0.25] * 4, abs=TOL)
 
 
 def test_pitfall_2_and_4_read_from_the_cached_version_table():
@@ -76,8 +62,14 @@ def test_pitfall_5_grpo_loss_is_zero_and_its_gradient_is_not():
     assert abs(g.loss) < 1e-6  # float32 sums of +-0.5 and 1: printed as +0.000
     w = [float(-g.grad[b, 0]) for b in range(3)]
     assert w == pytest.approx([1 / 6, -1 / 30, -1 / 18], abs=1e-7)  # float32 gradient of 1/18
+    A = [1.0, -0.5, -0.5]
+    W = [x / a for x, a in zip(w, A, strict=True)]  # the non-negative weight: push / A
+    assert W == pytest.approx([1 / 6, 1 / 15, 1 / 9], abs=1e-6)
+    assert [f"{x:.4f}" for x in W] == ["0.1667", "0.0667", "0.1111"]
     assert d.loss == pytest.approx(-(2 * 1 - 5 * 0.5 - 3 * 0.5) / 10, abs=1e-6)
+    dw = [float(-d.grad[b, 0]) / a for b, a in zip(range(3), A, strict=True)]
     assert [float(-d.grad[b, 0]) for b in range(3)] == pytest.approx([0.1, -0.05, -0.05], abs=1e-7)
+    assert dw == pytest.approx([0.1] * 3, abs=1e-6)
 
 
 CHAT = [{"role": "user", "content": "the cat sat"}, {"role": "assistant", "content": "then it ran"}]
@@ -124,7 +116,33 @@ def _edge_distance(x: float) -> float:
     return abs(x - math.floor(x) - 0.5)
 
 
-def test_pitfall_8_trainer_evaluate_is_a_mean_of_batch_means():
+def test_pitfall_8_trainer_evaluate_source_lines():
+    import inspect
+
+    from transformers import Trainer
+
+    src = [x.strip() for x in inspect.getsource(Trainer.evaluation_loop).splitlines()]
+    assert "batch_size = self.args.eval_batch_size" in src
+    assert "losses = self.gather_function(losses.repeat(batch_size))" in src
+    assert 'metrics[f"{metric_key_prefix}_loss"] = losses.mean().item()' in src
+
+
+def test_pitfall_8_the_three_rules_by_hand():
+    """Token, batch and sample rules on three batches: the formulas the notebook's table gives."""
+    batches = [torch.tensor([1.0, 3.0]), torch.tensor([2.0]), torch.tensor([4.0, 4.0, 4.0, 4.0])]
+    sizes = [2, 1, 1]
+    means, n = [2.0, 2.0, 4.0], [2, 1, 4]
+    token = pf.eval_loss(batches, weighting="token")
+    batch = pf.eval_loss(batches, weighting="batch")
+    sample = pf.eval_loss(batches, weighting="sample", sizes=sizes)
+    assert token == pytest.approx((4 + 2 + 16) / 7)
+    assert batch == pytest.approx(sum(means) / 3)
+    assert sample == pytest.approx(sum(s * m for s, m in zip(sizes, means, strict=True)) / 4)
+    gap = sum((s / 4 - k / 7) * m for s, k, m in zip(sizes, n, means, strict=True))
+    assert sample - token == pytest.approx(gap)  # the gap formula of the notebook
+
+
+def test_pitfall_8_trainer_evaluate_is_the_sample_rule():
     from lossviz.trainers.hf_eval import measure_eval
 
     ev = measure_eval([2, 30, 3, 5, 40], batch_size=2, logit_scale=30)
@@ -150,4 +168,22 @@ def test_pitfall_8_trainer_evaluate_is_a_mean_of_batch_means():
     ):
         ppl = math.exp(value) / 10
         assert f"{round(ppl) * 10}" == text and _edge_distance(ppl) > 0.1
-    assert round(math.exp(ev["eval_loss"] - loss["token"]), 2) == 1.33  # "about a third too high"
+    assert round(math.exp(ev["eval_loss"] - loss["token"]), 2) == 1.33  # "a third too high"
+    # the per-batch lines: s_e, n_e, mean loss to 2 decimals, shares to 2 decimals
+    n = [len(x) for x in ev["batch_losses"]]
+    assert n == [32, 8, 40]
+    means = [float(x.mean()) for x in ev["batch_losses"]]
+    assert [f"{m:.2f}" for m in means] == ["7.29", "7.38", "6.44"]
+    assert all(_edge_distance(m * 1e2) > 0.05 for m in means)  # > 5e-4 from an edge; spread ~1e-6
+    assert [f"{k / 80:.2f}" for k in n] == ["0.40", "0.10", "0.50"]
+    assert [f"{s / 5:.2f}" for s in ev["sizes"]] == ["0.40", "0.40", "0.20"]
+    sample_shares = [s / 5 for s in ev["sizes"]]
+    gap = sum((s - k / 80) * m for s, k, m in zip(sample_shares, n, means, strict=True))
+    assert loss["sample"] - loss["token"] == pytest.approx(gap, abs=1e-9)
+    # the untrained head: the same evaluation, the perplexity under 1% too high (printed 0.7%)
+    ev1 = measure_eval([2, 30, 3, 5, 40], batch_size=2, logit_scale=1)
+    token_rule = float(torch.cat(ev1["batch_losses"]).mean())
+    rel = math.exp(ev1["eval_loss"] - token_rule) - 1
+    assert 0.0 < rel < 0.01 and f"{rel:.1%}" == "0.7%" and _edge_distance(rel * 1e3) > 0.05
+    assert f"{ev1['eval_loss']:.3f}" == "4.173" and _edge_distance(ev1["eval_loss"] * 1e3) > 0.03
+    assert f"{token_rule:.3f}" == "4.165" and _edge_distance(token_rule * 1e3) > 0.03
