@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 import lossviz as lv
 from lossviz.model import TinyCausalLM
+from lossviz.plots.shift import shift_figure
 
 
 def test_gather_needs_an_index_with_the_inputs_dimensions():
@@ -33,3 +34,12 @@ def test_a_tokens_weight_sits_at_t_minus_1_and_matches_t_minus_1_pairs():
     pairs = (answer[0, 1:] * F.cross_entropy(out[0, :-1], ids[0, 1:], reduction="none")).sum()
     assert torch.allclose(ours, pairs)
     assert round(float(ours), 4) == 8.3079  # notebook 01 prints it; float32 spread ~1e-6
+
+
+def test_the_answer_only_labels_notebook_01_draws():
+    ids = torch.tensor([[5, 9, 2, 7]])
+    weight_at = lv.shift_labels(torch.tensor([[0.0, 0.0, 1.0, 1.0]]), ignore_index=0)
+    labels = lv.shift_labels(ids).masked_fill(weight_at == 0, -100)
+    assert labels.tolist() == [[-100, 2, 7, -100]]
+    fig = shift_figure(ids[0].tolist(), labels[0].tolist())
+    assert any("trained (2)" in t.get_text() for t in fig.axes[0].texts)
