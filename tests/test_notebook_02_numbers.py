@@ -12,9 +12,9 @@ from lossviz.model import TinyCausalLM
 def setup():
     """The notebooks' model and three samples (lengths 5, 9, 3), drawn from the same seeded generator."""
     model = TinyCausalLM()
-    g = lv.seed_all(0)
-    seqs = [torch.randint(1, 64, (n,), generator=g).tolist() for n in (5, 9, 3)]
-    return model, g, seqs
+    gen = lv.seed_all(0)
+    seqs = [torch.randint(1, 64, (n,), generator=gen).tolist() for n in (5, 9, 3)]
+    return model, gen, seqs
 
 
 def test_weights_of_token_mean_and_padded_mean_on_the_wide_batch():
@@ -38,12 +38,12 @@ def test_labels_without_minus_100_on_the_pads_train_24_positions_instead_of_14(s
 
 def test_twice_the_tokens_gives_n_14_then_31_and_the_gradient_ratio_is_n(setup):
     model, _, _ = setup
-    g = lv.seed_all(0)
+    gen = lv.seed_all(0)
     for n in (5, 9, 3):  # the notebook draws its three samples first
-        torch.randint(1, 64, (n,), generator=g)
+        torch.randint(1, 64, (n,), generator=gen)
     found = {}
     for lengths in ([5, 9, 3], [10, 18, 6]):
-        b = lv.pad([torch.randint(1, 64, (n,), generator=g).tolist() for n in lengths])
+        b = lv.pad([torch.randint(1, 64, (n,), generator=gen).tolist() for n in lengths])
         out = model(b.input_ids, b.position_ids, b.sample_ids)
         n_tok = int(b.loss_mask().sum())
         grads = [
