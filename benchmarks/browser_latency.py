@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--notebooks",
-        default="[0-9][0-9]_*.ipynb",
+        default="[0-9][0-9]*.ipynb",
         help="glob of notebooks/ to measure; several, comma-separated, run in one session "
         "(e.g. a reference explorer beside the ones under test: '02_*,11_*,14_*')",
     )

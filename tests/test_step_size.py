@@ -1,6 +1,6 @@
 """lossviz.step_size: SGD follows the loss's scale, AdamW cancels a constant one, clipping caps it.
 
-Also the numbers notebook 02 prints (8 batches of ``batch_lengths(8, seed=3)``), and transformers'
+Also the numbers notebook 02c prints (8 batches of ``batch_lengths(8, seed=3)``), and transformers'
 default ``max_grad_norm`` = 1.0, run through a real Trainer step.
 """
 
@@ -12,7 +12,7 @@ from lossviz import step_size
 from lossviz.model import TinyCausalLM, TinyConfig
 from lossviz.step_gradients import flat_grad, token_batch
 
-LENGTHS = step_size.batch_lengths(8, seed=3)  # notebook 02's batches
+LENGTHS = step_size.batch_lengths(8, seed=3)  # notebook 02c's batches
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_first_sgd_step_on_the_sum_is_n_times_the_means():
     assert total.update_norms[0] / mean.update_norms[0] == pytest.approx(102, rel=1e-5)
 
 
-def test_notebook_02_step_ratios(base):
+def test_notebook_02c_step_ratios(base):
     n = torch.tensor([sum(b) for b in LENGTHS], dtype=torch.float64)
     n_bar = float(n.mean())
     assert n_bar == 93.75
@@ -89,7 +89,7 @@ def test_clipping_catches_every_sum_step_and_no_mean_step():
         for red in ("mean", "sum")
     }
     assert not any(runs["mean"].clipped) and all(runs["sum"].clipped)
-    # notebook 02 prints 0.57 to 0.83 and 53 to 80
+    # notebook 02c prints 0.57 to 0.83 and 53 to 80
     assert (round(min(runs["mean"].grad_norms), 2), round(max(runs["mean"].grad_norms), 2)) == (
         0.57,
         0.83,

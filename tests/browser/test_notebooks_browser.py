@@ -27,7 +27,7 @@ from lab_harness import (
 
 pytestmark = pytest.mark.browser
 
-NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]*.ipynb"))
 ARTIFACTS = REPO / "artifacts"
 
 
