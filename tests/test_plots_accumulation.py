@@ -1,5 +1,7 @@
 """The accumulation plots: pure functions returning a Figure, and the reusable WeightBars."""
 
+import math
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -92,3 +94,16 @@ def test_reused_figure_draws_the_same_picture_as_the_pure_function():
 def test_gradient_gap_bars_handle_an_exact_zero():
     fig = gradient_gap_bars({"global GA": 0.0, "naive GA": 0.5})
     assert len(fig.axes) == 1 and len(fig.axes[0].patches) == 2
+
+
+def test_gradient_gap_bars_label_rounding_with_its_bound_not_its_digits():
+    gaps = {"float32 full batch": 1.1e-7, "global GA": 9.8e-8, "naive GA": 0.36}
+    fig = gradient_gap_bars(gaps, bounds={"float32 full batch": 1e-6, "global GA": 1e-6})
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["float32 full batch\n< 1e-06", "global GA\n< 1e-06", "naive GA\n3.6e-01"]
+    ends = [p.get_x() + p.get_width() for p in ax.patches]
+    assert ends[0] == pytest.approx(-6) and ends[2] == pytest.approx(math.log10(0.36))
+    assert ax.patches[0].get_hatch() and not ax.patches[2].get_hatch()
+    with pytest.raises(ValueError, match="not in gaps"):
+        gradient_gap_bars(gaps, bounds={"float64": 1e-12})

@@ -3,6 +3,7 @@
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 
 from lossviz.plots.chat import ROLE_COLORS, ratio_histogram, share_curves, token_strip
@@ -68,3 +69,37 @@ def test_explorer_figure_is_labelled_and_bar_heights_follow_totals():
     heights = [np.ptp(p.vertices[:, 1]) for p in bars.get_paths()]
     assert heights == pytest.approx([0.25, 0.75])
     assert np.allclose(bars.get_facecolors()[0], mcolors.to_rgba(ROLE_COLORS["user"]))
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_token_strip_labels_are_readable_and_never_overlap():
+    pieces = [
+        "<|im_start|>",
+        "assistant",
+        "\n",
+        "\u2581arachnids",
+        "\u2581antennae",
+        "<|im_end|>",
+    ] * 5
+    fig = token_strip(pieces, ["assistant"] * 30, [1.0] * 30, per_row=12)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    texts = fig.axes[0].texts
+    assert [t.get_text() for t in texts[:3]] == ["im_start", "assistant", "\u21b5"]  # no <s| glyphs
+    assert min(t.get_fontsize() for t in texts) >= 6
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    key = [t.get_text() for t in fig.texts]  # the glyphs are explained on the figure itself
+    assert any("<|im_start|>" in k and "newline" in k and "space" in k for k in key)
+
+
+def test_ratio_histogram_legend_stays_clear_of_the_bars():
+    means = {"arithmetic": 1.7, "geometric": 0.1, "pooled": 0.5}
+    fig = ratio_histogram({"a": [0.01, 0.02, 0.02], "b": [0.3, 5.0, 5.0]}, means)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    bars = [p.get_window_extent(renderer) for p in ax.patches if p.get_height() > 0]
+    assert bars and not any(_overlap(legend, b) for b in bars)

@@ -6,6 +6,7 @@ from lossviz.plots.experiment import (
     experiment_figure,
     heldout_curves,
     metric_by_length,
+    paired_differences_figure,
     training_curves,
 )
 
@@ -45,3 +46,19 @@ def test_bad_arguments(results):
         training_curves(results, ["median"])
     with pytest.raises(ValueError, match="metric"):
         metric_by_length(results, "f1")
+
+
+def test_paired_differences_are_dots_around_zero():
+    diffs = {"sample_mean": {0: -0.25, 1: 0.125, 2: -0.5}, "sum": {0: -0.75, 1: -0.5, 2: -1.0}}
+    fig = paired_differences_figure(diffs, reference="token_mean")
+    ax = fig.axes[0]
+    zero, dots, mean = ax.lines[:3]
+    assert list(zero.get_ydata()) == [0.0, 0.0]  # the line every dot is read against
+    assert list(dots.get_ydata()) == [-0.25, 0.125, -0.5] and dots.get_marker() == "o"
+    assert mean.get_ydata()[0] == pytest.approx(-0.625 / 3)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["sample_mean", "sum"]
+    assert [t.get_text() for t in ax.texts] == ["1 up / 2 down", "0 up / 3 down"]
+    lo, hi = ax.get_ylim()
+    assert lo < -1.0 and hi > 0.0  # every dot and the zero line in view
+    with pytest.raises(ValueError, match="at least one"):
+        paired_differences_figure({"sum": {}})

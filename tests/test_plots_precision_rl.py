@@ -26,10 +26,13 @@ def test_error_curves_for_the_stored_table():
     table = P.curves()
     errors = {(d, m): table.error(d, "sum", m) for d in P.DTYPES for m in P.METHODS}
     fig = error_curves_figure(table.ns, errors)
-    # a legend right of the axes: one label per curve, in drawing order, then the marker
+    # a legend right of the axes: one label per curve, in drawing order; no marker, no marker entry
     (legend,) = fig.legends
     labels = [t.get_text() for t in legend.get_texts()]
-    assert labels == [f"{d} {m}" for d, m in errors] + ["your token count"]
+    assert labels == [f"{d} {m}" for d, m in errors]
+    marked = error_curves_figure(table.ns, errors, marker_n=1000)
+    assert [t.get_text() for t in marked.legends[0].get_texts()][-1] == "your token count"
+    assert marked.axes[0].lines[-1].get_visible()  # ... and the line it names is drawn
     ax = fig.axes[0]
     assert "tokens" in ax.get_xlabel() and "relative error" in ax.get_ylabel()
     assert len(ax.get_xticks()) >= 6 and "sum" not in ax.get_title()  # no title was asked for

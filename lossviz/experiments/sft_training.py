@@ -77,7 +77,7 @@ ARMS: dict[str, Arm] = {
         Arm("sample_mean", "sample mean  1/B Σ_b mean_t", reduction="sample_mean"),
         Arm("sum", "sum, lr / tokens per batch", reduction="sum", lr_per_token=True),
         Arm("sum_same_lr", "sum, same lr", reduction="sum"),
-        Arm("ga_naive", "GA naive  1/G Σ_k mean_k", accumulation="naive"),
+        Arm("ga_naive", "GA naive  1/K Σ_k mean_k", accumulation="naive"),
         Arm("ga_global", "GA global  Σ_k Σm·l / N", accumulation="global"),
         Arm("prompt_weight", "prompt-loss weight 0.1", prompt_weight=0.1),
     )

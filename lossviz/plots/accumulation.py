@@ -22,14 +22,24 @@ SHADES = ("step", "rank")
 MAX_LABELS = 16  # more sample labels than this would overlap at the figure's width
 
 
-def _gap_axis(ax, gaps: Mapping[str, float], floor: float = 1e-12) -> None:
+def _gap_axis(
+    ax, gaps: Mapping[str, float], floor: float = 1e-12, bounds: Mapping[str, float] | None = None
+) -> None:
     # log10 on a linear axis: a log-scaled axis costs many minor ticks on every redraw
+    bounds = dict(bounds or {})
     names = list(gaps)
-    logs = [math.log10(max(float(gaps[n]), floor)) for n in names]
+    # a bounded gap is float rounding whose digits vary by machine: draw and label its bound
+    shown = {n: bounds.get(n, gaps[n]) for n in names}
+    logs = [math.log10(max(float(shown[n]), floor)) for n in names]
     lo = math.log10(floor)
     colors = [COLORS.get(n.split()[0], "#999999") for n in names]
-    ax.barh(range(len(names)), [v - lo for v in logs], left=lo, color=colors)
-    ax.set_yticks(range(len(names)), [f"{n}\n{gaps[n]:.1e}" for n in names], fontsize=7)
+    bars = ax.barh(range(len(names)), [v - lo for v in logs], left=lo, color=colors)
+    for bar, n in zip(bars, names, strict=True):
+        if n in bounds:
+            bar.set_hatch("///")
+            bar.set_alpha(0.6)
+    text = {n: f"< {bounds[n]:.0e}" if n in bounds else f"{gaps[n]:.1e}" for n in names}
+    ax.set_yticks(range(len(names)), [f"{n}\n{text[n]}" for n in names], fontsize=7)
     ax.set_xlim(lo, max(1.0, max(logs) + 1))
     ax.set_xticks(range(int(lo), int(max(1.0, max(logs) + 1)) + 1, 3))
     ax.invert_yaxis()
@@ -199,10 +209,20 @@ def sample_weight_bars(
 
 
 def gradient_gap_bars(
-    gaps: Mapping[str, float], *, figsize: tuple[float, float] = (5.0, 2.0)
+    gaps: Mapping[str, float],
+    *,
+    figsize: tuple[float, float] = (5.0, 2.0),
+    bounds: Mapping[str, float] | None = None,
 ) -> Figure:
-    """Horizontal bars of gradient distances on a log scale (float rounding vs the naive bug)."""
+    """Horizontal bars of gradient distances on a log scale (float rounding vs the naive bug).
+
+    ``bounds[name]``: a bound the gap stays under on every machine (float rounding); that bar is
+    drawn hatched up to the bound and labelled ``< bound``, never with machine-dependent digits.
+    """
+    unknown = set(bounds or {}) - set(gaps)
+    if unknown:
+        raise ValueError(f"bounds names {sorted(unknown)} that are not in gaps: {list(gaps)}")
     fig = Figure(figsize=figsize)
-    _gap_axis(fig.subplots(), gaps)
+    _gap_axis(fig.subplots(), gaps, bounds=bounds)
     fig.subplots_adjust(left=0.35, right=0.97, bottom=0.25, top=0.85)
     return fig

@@ -21,6 +21,7 @@ from .reductions import nice_ceiling
 
 __all__ = [
     "ROLE_COLORS",
+    "GLYPH_KEY",
     "draw_token_strip",
     "draw_turn_bars",
     "token_strip",
@@ -37,10 +38,19 @@ _LABEL_LIMIT = 160  # beyond this many tokens, labels would be unreadable and sl
 _WEIGHT_CMAP = mcolors.ListedColormap(matplotlib.colormaps["Greens"](np.linspace(0.1, 0.6, 256)))
 
 
+# how a piece is written on its cell: ChatML's markers by their names, whitespace made visible
+_GLYPHS = {
+    "\n": "\u21b5",
+    "\n\n": "\u21b5\u21b5",
+    "<|im_start|>": "im_start",
+    "<|im_end|>": "im_end",
+}
+GLYPH_KEY = "im_start / im_end: ChatML's <|im_start|> / <|im_end|>;  \u21b5 newline;  \u00b7 space"
+_CELL_CHARS = 9  # a label of up to this many characters fits a cell at the strip's font size
+
+
 def _label(piece: str) -> str:
-    return {"\n": "\u21b5", "\n\n": "\u21b5\u21b5", "<|im_start|>": "<s|", "<|im_end|>": "|e>"}.get(
-        piece, piece.replace("\u2581", "\u00b7")
-    )
+    return _GLYPHS.get(piece, piece.replace("\u2581", "\u00b7"))
 
 
 def _boxes(x: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> np.ndarray:
@@ -102,6 +112,7 @@ def draw_token_strip(
     vmax: float | None = None,
     labels: bool | None = None,
     legend: bool = True,
+    fontsize: float = 6,
 ) -> None:
     """Tokens left to right, wrapped every ``per_row``: cell colour = weight, thin band = role.
 
@@ -116,8 +127,9 @@ def draw_token_strip(
     ax.add_collection(PolyCollection(cells, facecolors=colors, edgecolors="none"))
     ax.add_collection(PolyCollection(bands, facecolors=band_colors, edgecolors="none"))
     if labels if labels is not None else len(label_specs) <= _LABEL_LIMIT:
-        for x, y, text in label_specs:
-            ax.text(x, y, text, ha="center", va="center", fontsize=6)
+        for x, y, text in label_specs:  # a long piece gets a smaller font, never a wider cell
+            size = fontsize * min(1.0, _CELL_CHARS / max(len(text), 1))
+            ax.text(x, y, text, ha="center", va="center", fontsize=size)
     ax.set_xlim(-0.2, per_row + 0.2)
     ax.set_ylim(height, -0.2)
     ax.set_axis_off()
@@ -128,7 +140,7 @@ def draw_token_strip(
         loc="lower left",
         bbox_to_anchor=(0.0, 1.0),
         ncol=3,
-        fontsize=7,
+        fontsize=fontsize + 1,
         frameon=False,
     )
 
@@ -153,16 +165,34 @@ def token_strip(
     weights: Sequence[float],
     templates: Sequence[bool] | None = None,
     *,
-    per_row: int = 24,
+    per_row: int = 12,
     title: str = "",
 ) -> Figure:
-    """A one-example token strip: each token coloured by its weight, its role in the band below."""
+    """A one-example token strip: each token coloured by its weight, its role in the band below.
+
+    ``pieces, roles, weights: [T]``. Each cell is 0.75 inch wide and its label shrinks to fit it,
+    so no two labels overlap; a key under the title explains the glyphs
+    (``im_start``, ``\u21b5``, ``\u00b7``).
+    """
     n_lines = (len(pieces) - 1) // per_row + 1
-    fig = Figure(figsize=(7.5, 0.75 + 0.32 * n_lines))
-    ax = fig.add_axes((0.01, 0.01, 0.98, (0.32 * n_lines) / (0.75 + 0.32 * n_lines)))
-    draw_token_strip(ax, [(pieces, roles, weights)], templates and [templates], per_row=per_row)
+    body = 0.52 * n_lines  # inches: a line of cells and its role band
+    height = 1.1 + body
+    fig = Figure(figsize=(0.75 * per_row + 0.2, height))
+    ax = fig.add_axes((0.01, 0.01, 0.98, body / height))
+    draw_token_strip(
+        ax, [(pieces, roles, weights)], templates and [templates], per_row=per_row, fontsize=9
+    )
+    fig.text(
+        0.5,
+        1 - 0.62 / height,
+        GLYPH_KEY + ";  short cell: template token",
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        color="0.25",
+    )
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=11, y=1 - 0.05 / height, va="top")
     return fig
 
 
@@ -328,8 +358,8 @@ def ratio_histogram(ratios_by_kind: Mapping[str, Sequence[float]], means: Mappin
 
     ``means`` holds ``"arithmetic"`` and ``"geometric"``, and optionally ``"pooled"`` (``Σc / Σp``).
     """
-    fig = Figure(figsize=(6.0, 3.0))
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.96, bottom=0.16)
+    fig = Figure(figsize=(7.6, 3.0))
+    fig.subplots_adjust(left=0.08, right=0.72, top=0.96, bottom=0.16)  # the legend goes right
     ax = fig.add_subplot()
     every = np.concatenate([np.asarray(v, dtype=float) for v in ratios_by_kind.values()])
     bins = np.logspace(np.log10(every.min()) - 0.1, np.log10(every.max()) + 0.1, 25)
@@ -341,5 +371,5 @@ def ratio_histogram(ratios_by_kind: Mapping[str, Sequence[float]], means: Mappin
     ax.set_xscale("log")
     ax.set_xlabel("generation ratio Rg = completion / prompt tokens")
     ax.set_ylabel("conversations")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig

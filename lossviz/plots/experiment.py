@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -16,6 +16,7 @@ __all__ = [
     "training_curves",
     "heldout_curves",
     "experiment_figure",
+    "paired_differences_figure",
 ]
 
 ARM_COLORS = {
@@ -163,4 +164,53 @@ def experiment_figure(results: dict) -> Figure:
         fontsize=9,
     )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+def paired_differences_figure(
+    differences: Mapping[str, Mapping[int, float]],
+    *,
+    reference: str = "token_mean",
+    ylabel: str = "long-answer accuracy\nminus the reference",
+    title: str = "",
+) -> Figure:
+    """One column per arm, one dot per seed at ``arm - reference`` (paired: same data, same init).
+
+    ``differences[arm][seed]``: the paired difference. A zero line splits "better than the
+    reference" (above) from "worse" (below); a short bar marks each arm's mean, and the count of
+    seeds above / below zero is written under each column.
+    """
+    if not differences or any(not d for d in differences.values()):
+        raise ValueError("differences needs at least one arm with at least one seed")
+    arms = list(differences)
+    fig = Figure(figsize=(1.25 * len(arms) + 1.6, 3.2), dpi=80, layout="constrained")
+    ax = fig.add_subplot()
+    ax.axhline(0.0, color="black", lw=1.0, zorder=1)
+    rng = np.random.default_rng(0)  # a fixed jitter: dots at one value stay side by side
+    for i, arm in enumerate(arms):
+        y = np.array(list(differences[arm].values()), dtype=float)
+        x = i + rng.uniform(-0.12, 0.12, size=len(y))
+        ax.plot(x, y, "o", ms=5, color=ARM_COLORS.get(arm, f"C{i}"), alpha=0.8, zorder=3)
+        ax.plot([i - 0.25, i + 0.25], [y.mean()] * 2, color="black", lw=2, zorder=4)
+        ax.annotate(
+            f"{int((y > 0).sum())} up / {int((y < 0).sum())} down",
+            (i, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
+    ax.set_xticks(range(len(arms)), arms, fontsize=9)
+    ax.set_xlim(-0.6, len(arms) - 0.4)
+    top = max(
+        float(np.abs(np.concatenate([list(d.values()) for d in differences.values()])).max()), 0.05
+    )
+    ax.set_ylim(-1.15 * top - 0.12, 1.15 * top)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(
+        title or f"each dot one seed: arm minus {reference}; bar = mean; above 0 = better",
+        fontsize=9,
+    )
     return fig

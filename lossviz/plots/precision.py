@@ -24,9 +24,16 @@ _MARKER = {"color": "0.3", "lw": 0.8, "ls": ":", "zorder": 4}  # above curves an
 
 
 def _draw_curves(
-    fig: Figure, ns: np.ndarray, errors: Mapping[tuple[str, str], np.ndarray], title: str
+    fig: Figure,
+    ns: np.ndarray,
+    errors: Mapping[tuple[str, str], np.ndarray],
+    title: str,
+    marker: bool = True,
 ):
-    """Curves, overflow crosses, every decade ticked, the legend right of the axes."""
+    """Curves, overflow crosses, every decade ticked, the legend right of the axes.
+
+    The legend names the token-count marker only where a marker is drawn (``marker``).
+    """
     ax = fig.add_axes(_AXES_RECT)
     x = np.log10(np.asarray(ns, dtype=np.float64))
     for (dtype, method), err in errors.items():
@@ -54,8 +61,9 @@ def _draw_curves(
     if title:
         ax.set_title(title, fontsize=11)
     handles, labels = ax.get_legend_handles_labels()
-    handles.append(Line2D([], [], **_MARKER))
-    labels.append("your token count")
+    if marker:
+        handles.append(Line2D([], [], **_MARKER))
+        labels.append("your token count")
     fig.legend(
         handles, labels, loc="center left", bbox_to_anchor=(0.74, 0.55), frameon=False, fontsize=9
     )
@@ -66,7 +74,8 @@ class ErrorCurvesPicture:
     """Relative error vs token count for these curves, with a marker line an explorer moves.
 
     ``errors[(dtype, method)] -> [K]`` at ``ns: [K]``. :meth:`update` moves the marker to a token
-    count (``None`` hides it); the marker is the only ``dynamic`` artist.
+    count (``None`` hides it); the marker is the only ``dynamic`` artist. ``marker=False`` leaves
+    the marker out of the legend (a picture that never shows one).
     """
 
     def __init__(
@@ -76,9 +85,10 @@ class ErrorCurvesPicture:
         *,
         title: str = "",
         dpi: int = 80,
+        marker: bool = True,
     ) -> None:
         self.fig = Figure(figsize=_SIZE, dpi=dpi)
-        self.ax = _draw_curves(self.fig, ns, errors, title)
+        self.ax = _draw_curves(self.fig, ns, errors, title, marker)
         self.marker = self.ax.axvline(0.0, **_MARKER)
         self.dynamic = [self.marker]
 
@@ -107,6 +117,8 @@ def error_curves_figure(
 
     Solid lines: ``torch`` reductions; dashed: a ``sequential`` running total. Overflow (inf) is drawn
     as crosses on the top edge, an exact result on the bottom edge. The axes hold log10 values with
-    plain tick labels, which renders several times faster than matplotlib's log axes.
+    plain tick labels, which renders several times faster than matplotlib's log axes. The legend
+    lists "your token count" only when ``marker_n`` draws that line.
     """
-    return ErrorCurvesPicture(ns, errors, title=title).update(marker_n)
+    picture = ErrorCurvesPicture(ns, errors, title=title, marker=marker_n is not None)
+    return picture.update(marker_n)
