@@ -5,6 +5,7 @@ tokenizers, verl, ...) and needs the ``trainers`` extra (``pip install 'lossviz[
 nothing else in the package imports those libraries, so ``import lossviz`` works without them.
 
 - :mod:`.tiny`: a tiny model from a config and a tokenizer built in memory (nothing downloaded).
+- :mod:`.quiet`: the one quiet one-step CPU setup (arguments, trainer, thread) every run here uses.
 - :mod:`.hf_trainer`: one real transformers ``Trainer`` step under :func:`lossviz.probe`, on one
   or several gloo processes.
 - :mod:`.hf_eval`: the ``Trainer``'s evaluation loss.

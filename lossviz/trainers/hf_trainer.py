@@ -27,9 +27,7 @@ run them under another interpreter or transformers version (see :mod:`lossviz.tr
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import json
 import os
 import subprocess
@@ -40,8 +38,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..devices import torch_threads
 from ..measured_step import VOCAB, assemble, compare_case, predictions, samples
+from .quiet import one_thread
 
 __all__ = ["CASES", "expected_normalization", "measure", "measure_runs", "run_case"]
 
@@ -93,31 +91,25 @@ class _PlainForward(torch.nn.Module):
 def _training_args(out_dir: str, cfg: dict):
     from transformers import TrainingArguments
 
+    from .quiet import quiet_args
+
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
     kw = {
         "output_dir": out_dir,
         "per_device_train_batch_size": cfg["per_device_batch_size"],
         "gradient_accumulation_steps": cfg["ga_steps"],
-        "max_steps": 1,
-        "learning_rate": 0.0,
-        "report_to": "none",
-        "save_strategy": "no",
-        "logging_strategy": "no",
-        "disable_tqdm": True,
         "remove_unused_columns": False,
-        "dataloader_num_workers": 0,
         "seed": cfg["seed"],
     }
     if cfg["world_size"] > 1:
         kw["ddp_backend"] = "gloo"
-    kw["use_cpu" if "use_cpu" in known else "no_cuda"] = True
     if cfg.get("average_tokens_across_devices") is not None:
         if "average_tokens_across_devices" not in known:
             raise ValueError(
                 "this transformers has no average_tokens_across_devices (added in 4.47)"
             )
         kw["average_tokens_across_devices"] = cfg["average_tokens_across_devices"]
-    return TrainingArguments(**kw), kw.get("average_tokens_across_devices")
+    return quiet_args(**kw), kw.get("average_tokens_across_devices")
 
 
 def run_case(cfg: dict) -> dict:
@@ -131,6 +123,7 @@ def run_case(cfg: dict) -> dict:
     from transformers import Trainer
 
     from ..probe import probe
+    from .quiet import quiet_trainer
     from .tiny import tiny_llama
 
     case = cfg["case"]
@@ -157,15 +150,13 @@ def run_case(cfg: dict) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="lossviz-trainer-") as out_dir:
         args, atad = _training_args(out_dir, cfg)
-        trainer = _Trainer(
+        trainer = quiet_trainer(
+            _Trainer,
             model=model,
             args=args,
             train_dataset=samples(cfg["lengths"], cfg["seed"]),
             data_collator=collator,
         )
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)  # it prints the run's metrics to stdout
         with probe(inner) as rec:
             trainer.train()
     if atad is None:
@@ -288,24 +279,6 @@ def _result(cfg: dict, results: list[dict]) -> dict:
     }
 
 
-@contextlib.contextmanager
-def _one_quiet_thread():
-    """One torch thread and the objects that exist now left out of garbage collection, meanwhile.
-
-    The in-process step is tiny (~15 ms): on a busy machine torch's thread pool fighting for the
-    cores made single steps take up to 0.8 s (one thread: never above 20 ms), and accelerate's
-    ``gc.collect()`` at the end of ``train()`` walked every object of the process (half a million
-    with torch, transformers and matplotlib loaded; 0.2-1 s). Frozen objects are skipped; the
-    step's own garbage is still collected, and afterwards both settings are as before.
-    """
-    with torch_threads(1):
-        gc.freeze()
-        try:
-            yield
-        finally:
-            gc.unfreeze()
-
-
 def measure_runs(
     lengths: Sequence[int],
     runs: Sequence[dict],
@@ -336,7 +309,7 @@ def measure_runs(
             }
         )
     if world_size == 1 and python is None and pythonpath is None:
-        with _one_quiet_thread():
+        with one_thread():
             per_rank = [[run_case(c) for c in cfgs]]
     else:
         per_rank = _spawn(cfgs, world_size, python, pythonpath, timeout)

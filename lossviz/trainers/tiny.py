@@ -97,20 +97,19 @@ def tiny_model(vocab_size: int, seed: int = 0, dtype=None):
     return model if dtype is None else model.to(dtype)
 
 
-def tiny_llama(vocab_size: int, seed: int):
+def tiny_llama(vocab_size: int, seed: int, **config):
     """A 1-layer Llama causal LM (hidden 16) from a config, after ``torch.manual_seed(seed)``.
 
     Seeds the global generator (not a forked one), as the transformers Trainer measurements and their
-    cached version table were made.
+    cached version table were made. ``config``: other ``LlamaConfig`` fields (``pad_token_id``,
+    ``initializer_range``, ...).
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(
         vocab_size=vocab_size,
-        **_TINY_SHAPE,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
+        **{**_TINY_SHAPE, "num_key_value_heads": 2, "max_position_embeddings": 2048, **config},
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg)
