@@ -394,6 +394,8 @@ def measure_runs(
     for run in runs:
         model = run.get("model", "llama")
         expected_normalization(run["case"], model=model)
+        if run["case"] == "packed" and model != "llama":
+            raise ValueError(f"the packed case is measured on the llama model only, not {model!r}")
         if run.get("aux_coef") and model != "moe":
             raise ValueError(
                 f"aux_coef is the moe model's router_aux_loss_coef; model is {model!r}"

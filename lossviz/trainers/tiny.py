@@ -129,7 +129,7 @@ VLM_CLASSES = ("qwen2_5_vl", "qwen2_vl")
 
 
 def tiny_vlm(seed: int, kind: str = "qwen2_5_vl"):
-    """A 1-layer Qwen2.5-VL (or Qwen2-VL) vision-language model from a config, after ``torch.manual_seed(seed)``.
+    """A 1-layer Qwen2.5-VL (or Qwen2-VL) from a config, after ``torch.manual_seed(seed)``.
 
     Text vocabulary 72: ids 0..63 are text, 64..67 the image/video markers (:data:`IMAGE_TOKENS`).
     Vision tower: 1 block, hidden 16, 2x2 patches, no spatial merge (an image of ``g`` patches
