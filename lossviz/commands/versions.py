@@ -1,7 +1,8 @@
 """``lossviz version-table``: install each transformers version beside the pinned set and measure
 its Trainer (lengths 3, 7, 20, 5 under GA; a ``compute_loss`` override; 2 gloo ranks), then rewrite
-the cached table the notebooks read (``--add``: merge the versions measured into it instead). Each version goes to its own ``pip install --target`` folder
-under ``$LOSSVIZ_CACHE`` (default ``~/.cache/lossviz``)."""
+the cached table the notebooks read (``--add``: merge the versions measured into it instead). Each
+version goes to its own ``pip install --target`` folder under ``$LOSSVIZ_CACHE`` (default
+``~/.cache/lossviz``)."""
 
 from __future__ import annotations
 
