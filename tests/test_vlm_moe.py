@@ -155,3 +155,20 @@ def test_moe_rows_without_ranks():
     (row,) = moe_rows(world_size=1)
     assert row["framework"] == "transformers Trainer" and row["version"] == "5.24.0"
     assert row["aux_loss"].startswith("c' = 1 c per micro-batch: 2 c on the mean")
+
+
+@pytest.mark.parametrize("setting", ["ga", "model_flag"])
+def test_a_step_with_an_image_in_every_sample_weighs_the_same_way(setting):
+    from lossviz.trainers.vlm import measure_vlm_image
+
+    r = measure_vlm_image(setting)
+    # 3, 7 | 20, 5 text tokens after the image: 4, 8 | 21, 6 trained labels (the first text token
+    # is scored from <vision_end>); the image positions are -100 and get no weight
+    sizes = [[len(row) for row in mb] for mb in r["micro_batches"]]
+    assert sizes == [[4, 8], [21, 6]] and r["image_weight_max"] == 0.0
+    assert r["max_residual"] < 1e-5
+    per_mb = [12, 27] if setting == "ga" else [39, 39]  # tokens a weight is divided by
+    K = 2 if setting == "ga" else 1
+    for mb, n in zip(r["micro_batches"], per_mb, strict=True):
+        for row in mb:
+            assert all(abs(w * n * K - 1) < 1e-6 for w in row)

@@ -29,6 +29,7 @@ __all__ = [
     "VLM_SETUP",
     "declared_no_loss_kwargs",
     "measure_vlm",
+    "measure_vlm_image",
     "trainer_counts_tokens",
     "vlm_rows",
 ]
@@ -89,6 +90,100 @@ def measure_vlm(seed: int = 0) -> dict[str, dict]:
     runs += [{"case": "ga", "model": "vlm_qwen2"}]
     res = measure_runs(lengths, runs, seed=seed, **setup)
     return dict(zip(names, res, strict=True))
+
+
+def _image_samples(lengths, seed: int) -> list[dict]:
+    """Each sample: ``<vision_start>``, 4 image tokens, ``<vision_end>``, then ``n + 1`` text ids.
+
+    The image positions carry label -100 (as a VLM collator masks them); the image is 2x2 patches of
+    random pixels (``image_grid_thw = [1, 2, 2]``, 4 tokens with no spatial merge).
+    """
+    import torch
+
+    from ..measured_step import samples
+    from .tiny import IMAGE_TOKENS
+
+    gen = torch.Generator().manual_seed(seed + 1)
+    prefix = [IMAGE_TOKENS["vision_start_token_id"], *[IMAGE_TOKENS["image_token_id"]] * 4]
+    prefix.append(IMAGE_TOKENS["vision_end_token_id"])
+    out = []
+    for s in samples(lengths, seed):
+        out.append(
+            {
+                "input_ids": prefix + s["input_ids"],
+                "labels": [-100] * len(prefix) + s["labels"],
+                "pixel_values": torch.randn(4, 3 * 2 * 2, generator=gen),
+                "image_grid_thw": torch.tensor([[1, 2, 2]]),
+            }
+        )
+    return out
+
+
+def _image_collate(features: list[dict]) -> dict:
+    import torch
+
+    from .hf_trainer import _pad_collate
+
+    batch = _pad_collate(features)
+    batch["pixel_values"] = torch.cat([f["pixel_values"] for f in features])
+    batch["image_grid_thw"] = torch.cat([f["image_grid_thw"] for f in features])
+    return batch
+
+
+def measure_vlm_image(setting: str = "ga", seed: int = 0) -> dict:
+    """One ``Trainer`` step of the tiny Qwen2.5-VL on samples that each hold an image (:data:`VLM_SETUP`).
+
+    ``setting``: ``"ga"`` (as shipped) or ``"model_flag"``. Returns ``{"micro_batches": [per
+    micro-batch: the weights of its trained tokens, row by row], "image_weight_max": the largest
+    |W| on an image or padding position, "max_residual", "model_accepts_loss_kwargs"}``.
+    """
+    import tempfile
+
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    from ..probe import probe
+    from .quiet import one_thread, quiet_args, quiet_trainer
+    from .tiny import tiny_vlm
+
+    if setting not in ("ga", "model_flag"):
+        raise ValueError(f"setting must be 'ga' or 'model_flag', got {setting!r}")
+    model = tiny_vlm(seed)
+    if setting == "model_flag":
+        model.accepts_loss_kwargs = True
+
+    class _Trainer(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):  # fixed order, for the measurement
+            return SequentialSampler(self.train_dataset)
+
+    with one_thread(), tempfile.TemporaryDirectory(prefix="lossviz-vlm-") as out_dir:
+        trainer = quiet_trainer(
+            _Trainer,
+            model=model,
+            args=quiet_args(
+                output_dir=out_dir,
+                per_device_train_batch_size=VLM_SETUP["per_device_batch_size"],
+                gradient_accumulation_steps=VLM_SETUP["ga_steps"],
+                remove_unused_columns=False,
+            ),
+            train_dataset=_image_samples(VLM_SETUP["lengths"], seed),
+            data_collator=_image_collate,
+        )
+        with probe(model) as rec:
+            trainer.train()
+    tokens, off = [], 0.0
+    for mb in rec.micro_batches:
+        trained = mb.labels != -100
+        trained[:, 0] = False  # nothing scores the first label
+        W = mb.step_W
+        tokens.append([W[b][trained[b]].tolist() for b in range(W.shape[0])])
+        off = max(off, float(W[~trained].abs().max()))
+    return {
+        "micro_batches": tokens,
+        "image_weight_max": off,
+        "max_residual": rec.max_residual,
+        "model_accepts_loss_kwargs": bool(trainer.model_accepts_loss_kwargs),
+    }
 
 
 _SETTINGS = {
