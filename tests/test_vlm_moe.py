@@ -104,9 +104,10 @@ def test_vlm_rows_name_each_rule(monkeypatch, vlm):
 
     monkeypatch.setattr(mod, "measure_vlm", lambda seed=0: vlm)  # the fixture's real measurement
     rows = vlm_rows()
-    assert [r["version"] for r in rows] == ["5.24.0"] * 5
-    assert rows[0]["per_token_weight"].startswith("each micro-batch's own token mean")
-    assert all(r["per_token_weight"].startswith("the step's token mean") for r in rows[1:])
+    assert [r["version"] for r in rows] == ["5.24.0"] * 5 + ["1.16.0"] * 2
+    naive = [r["per_token_weight"].startswith("each micro-batch's own") for r in rows]
+    assert naive == [True, False, False, False, False, True, False]
+    assert rows[5]["framework"] == "TRL SFTTrainer" and rows[5]["setting"].startswith("Qwen2.5-VL")
 
 
 def test_probe_cli_selects_the_vlm(capsys):
@@ -172,3 +173,17 @@ def test_a_step_with_an_image_in_every_sample_weighs_the_same_way(setting):
     for mb, n in zip(r["micro_batches"], per_mb, strict=True):
         for row in mb:
             assert all(abs(w * n * K - 1) < 1e-6 for w in row)
+
+
+def test_trl_sft_inherits_the_vlm_weighting():
+    """TRL 1.16's SFTTrainer divides by num_items_in_batch only when the Trainer counted it."""
+    from lossviz.trainers.vlm import measure_sft_vlm
+
+    for model, split in (("vlm", [1 / 2, 1 / 2]), ("llm", [13 / 21, 8 / 21])):
+        r = measure_sft_vlm(model)
+        assert r["trl"] == "1.16.0" and r["model_accepts_loss_kwargs"] is (model == "llm")
+        assert [[n for n, _, _ in mb] for mb in r["micro_batches"]] == [[10, 3], [2, 6]]
+        shares = [sum(w for _, w, _ in mb) for mb in r["micro_batches"]]
+        assert all(abs(a - b) < 1e-6 for a, b in zip(shares, split, strict=True))
+        # every trained token of a row weighs the same
+        assert all(spread < 1e-9 for mb in r["micro_batches"] for _, _, spread in mb)

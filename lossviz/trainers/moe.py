@@ -58,6 +58,7 @@ def measure_aux(
     average_tokens_across_devices: Sequence[bool | None] = (None,),
     seed: int = 0,
     timeout: float = 180.0,
+    pythonpath: str | None = None,
 ) -> list[dict]:
     """The aux term's effective coefficient in one ``Trainer`` step of the tiny Mixtral (:data:`MOE_SETUP`).
 
@@ -65,7 +66,10 @@ def measure_aux(
     from one set of ``world_size`` processes: ``{"coef": c, "measured": c', "residual",
     "per_coef": c'/c, "on_mean": c' K R / c, "ce": the cross-entropy's matching weightings,
     "ce_expected", "average_tokens_across_devices", "world_size", "ga_steps", "transformers"}``.
+    ``pythonpath``: run the processes on another transformers (:func:`lossviz.trainers.versions.install`).
     """
+    import sys
+
     from .hf_trainer import measure_runs
 
     if not coef > 0:
@@ -82,7 +86,16 @@ def measure_aux(
             runs.append(
                 {"case": "ga", "model": "moe", "aux_coef": c, "average_tokens_across_devices": atad}
             )
-    res = measure_runs(lengths, runs, world_size=world_size, seed=seed, timeout=timeout, **setup)
+    res = measure_runs(
+        lengths,
+        runs,
+        world_size=world_size,
+        seed=seed,
+        timeout=timeout,
+        pythonpath=pythonpath,
+        python=sys.executable if pythonpath else None,
+        **setup,
+    )
     out = []
     for i in range(0, len(res), 2):
         on, off = res[i], res[i + 1]

@@ -30,6 +30,7 @@ __all__ = [
     "declared_no_loss_kwargs",
     "measure_vlm",
     "measure_vlm_image",
+    "measure_sft_vlm",
     "trainer_counts_tokens",
     "vlm_rows",
 ]
@@ -74,12 +75,15 @@ def trainer_counts_tokens(model_class) -> tuple[bool, str]:
     return value, "forward takes **kwargs" if value else "forward takes no **kwargs"
 
 
-def measure_vlm(seed: int = 0) -> dict[str, dict]:
+def measure_vlm(seed: int = 0, pythonpath: str | None = None) -> dict[str, dict]:
     """``{setting: measure() result}`` of one ``Trainer`` step on the tiny VLMs (:data:`VLM_SETUP`).
 
     Settings: ``qwen2_5_vl`` (as shipped), ``qwen2_5_vl+model_flag``, ``+trainer_flag``,
-    ``+loss_func``, and ``qwen2_vl`` (as shipped). One process, one thread.
+    ``+loss_func``, and ``qwen2_vl`` (as shipped). One process, one thread; ``pythonpath`` runs it
+    in a subprocess on another transformers (:func:`lossviz.trainers.versions.install`).
     """
+    import sys
+
     from .hf_trainer import measure_runs
 
     setup = dict(VLM_SETUP)
@@ -88,7 +92,8 @@ def measure_vlm(seed: int = 0) -> dict[str, dict]:
     runs = [{"case": "ga", "model": "vlm"}]
     runs += [{"case": f, "model": "vlm"} for f in FIXES]
     runs += [{"case": "ga", "model": "vlm_qwen2"}]
-    res = measure_runs(lengths, runs, seed=seed, **setup)
+    python = sys.executable if pythonpath else None
+    res = measure_runs(lengths, runs, seed=seed, pythonpath=pythonpath, python=python, **setup)
     return dict(zip(names, res, strict=True))
 
 
@@ -186,6 +191,87 @@ def measure_vlm_image(setting: str = "ga", seed: int = 0) -> dict:
     }
 
 
+# prompt-completion rows of 1, 5, 9 and 2 completion words (+ EOS): 2, 6 | 10, 3 trained tokens
+SFT_ROWS = [
+    {"prompt": "w1 w2", "completion": " w3"},
+    {"prompt": "w1", "completion": " w4 w5 w6 w7 w8"},
+    {"prompt": "w2", "completion": " w9 w10 w11 w12 w13 w14 w15 w16 w17"},
+    {"prompt": "w5", "completion": " w6 w7"},
+]
+
+
+def measure_sft_vlm(model: str = "vlm", seed: int = 0) -> dict:
+    """One TRL ``SFTTrainer`` step (batch 2, GA 2, float32) on the tiny Qwen2.5-VL or, ``model="llm"``, Qwen2.
+
+    TRL's fused LM head returns each label's log-prob; a label's weight is ``-dL/d logp`` (as in
+    :mod:`lossviz.trainers.trl_sft`). Returns ``{"micro_batches": [[(trained tokens, the row's
+    summed weight, max - min weight within the row)...]...], "model_accepts_loss_kwargs", "trl"}``.
+    """
+    import tempfile
+    import warnings
+
+    import trl
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from .quiet import one_thread, quiet_args, quiet_trainer
+    from .tiny import tiny_model, tiny_tokenizer, tiny_vlm
+
+    if model not in ("vlm", "llm"):
+        raise ValueError(f"model must be 'vlm' or 'llm', got {model!r}")
+    tok = tiny_tokenizer()
+    net = tiny_vlm(seed) if model == "vlm" else tiny_model(len(tok), seed=seed)
+    seen: list[dict] = []
+
+    def after(module, args, out):
+        if out.log_probs.requires_grad:
+            slot = {"mask": out.label_mask}
+            out.log_probs.register_hook(lambda g: slot.__setitem__("grad", g.detach()))
+            seen.append(slot)
+
+    hook = net.register_forward_hook(after)
+    try:
+        with one_thread(), tempfile.TemporaryDirectory(prefix="lossviz-sft-vlm-") as out_dir:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                args = quiet_args(
+                    SFTConfig,
+                    output_dir=out_dir,
+                    per_device_train_batch_size=2,
+                    gradient_accumulation_steps=2,
+                    bf16=False,
+                )
+                trainer = quiet_trainer(
+                    SFTTrainer,
+                    model=net,
+                    args=args,
+                    train_dataset=Dataset.from_list(SFT_ROWS),
+                    processing_class=tok,
+                )
+                trainer.train()
+    finally:
+        hook.remove()
+    out = []
+    for slot in seen:
+        mask = slot["mask"]
+        W = -slot["grad"].double() * mask  # an ignored label's log-prob is a constant 0
+        out.append(
+            [
+                (
+                    int(mask[b].sum()),
+                    float(W[b].sum()),
+                    float(W[b][mask[b]].max() - W[b][mask[b]].min()),
+                )
+                for b in range(W.shape[0])
+            ]
+        )
+    return {
+        "micro_batches": out,
+        "model_accepts_loss_kwargs": bool(trainer.model_accepts_loss_kwargs),
+        "trl": trl.__version__,
+    }
+
+
 _SETTINGS = {
     "qwen2_5_vl": "Qwen2.5-VL as shipped (the class declares accepts_loss_kwargs = False)",
     "qwen2_5_vl+model_flag": "Qwen2.5-VL, model.accepts_loss_kwargs = True before the Trainer",
@@ -232,6 +318,29 @@ def vlm_rows(seed: int = 0) -> list[dict]:
                     "model_accepts_loss_kwargs": r["model_accepts_loss_kwargs"],
                     "max_residual": r["max_residual"],
                 },
+            }
+        )
+    for name in ("vlm", "llm"):
+        r = measure_sft_vlm(name, seed)
+        sizes = [sum(n for n, _, _ in mb) for mb in r["micro_batches"]]
+        shares = [sum(w for _, w, _ in mb) for mb in r["micro_batches"]]
+        naive = all(abs(x - 1 / len(shares)) < 1e-6 for x in shares)
+        rows.append(
+            {
+                "framework": "TRL SFTTrainer",
+                "version": r["trl"],
+                "setting": "Qwen2.5-VL (accepts_loss_kwargs = False)"
+                if name == "vlm"
+                else "Qwen2 causal LM",
+                "per_token_weight": _RULES["naive" if naive else "global"],
+                "last_window": "as the Trainer: / the window's micro-batch count"
+                if naive
+                else "the window's token mean",
+                "data_parallel": "each rank's mean of means, averaged over ranks"
+                if naive
+                else "token count over every rank, loss x R",
+                "aux_loss": "none (dense model)",
+                "measured": {"tokens_per_micro_batch": sizes, "micro_batch_shares": shares},
             }
         )
     return rows
