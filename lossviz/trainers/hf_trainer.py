@@ -1,7 +1,7 @@
 """The real transformers ``Trainer`` measured with :func:`lossviz.probe.probe`, beside lossviz's W.
 
-One optimizer step of the installed ``Trainer`` on a one-layer Llama built from ``LlamaConfig``
-(nothing downloaded, no tokenizer: the samples are random token ids). Sample b holds
+One optimizer step of the installed ``Trainer`` on a one-layer model built from a config (a Llama
+by default; nothing downloaded, no tokenizer: the samples are random token ids). Sample b holds
 ``lengths[b] + 1`` tokens and ``labels = input_ids`` (padding ``-100``), as a language-modelling
 collator makes them, so ``lengths[b]`` tokens are trained after the causal shift. Cases:
 
@@ -16,7 +16,15 @@ compute_loss   a ``compute_loss`` override that returns           ``unscaled``: 
                ``model(**inputs).loss`` (drops the count)         own mean, no / GA (issue 37766)
 packed         ``DataCollatorWithFlattening``: one row,           as ``ga``; the first label of
                ``position_ids`` restart per sample                every piece is -100
+model_flag     ``model.accepts_loss_kwargs = True``               as ``ga`` on a transformers
+trainer_flag   ``trainer.model_accepts_loss_kwargs = True``       LM; each restores the token
+loss_func      ``Trainer(compute_loss_func=...)`` dividing by     mean on a model that declares
+               ``num_items_in_batch``                             ``accepts_loss_kwargs = False``
 ============= ================================================= =============================
+
+``model`` picks the tiny model (:data:`MODELS`): ``llama``; ``vlm``, a Qwen2.5-VL, whose class
+declares ``accepts_loss_kwargs = False`` (its ``ga`` case is ``naive``; see :mod:`.vlm`);
+``vlm_qwen2``, a Qwen2-VL; ``moe``, a Mixtral whose loss adds its router aux loss (see :mod:`.moe`).
 
 Samples are fed in order (a ``SequentialSampler``); the micro-batch and rank each sample landed in
 are read from what the probe recorded (accelerate deals whole batches to ranks), and the
