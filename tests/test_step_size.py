@@ -128,18 +128,12 @@ def test_bad_lengths():
 
 def test_transformers_trainer_clips_the_gradient_norm_at_one_by_default(tmp_path):
     transformers = pytest.importorskip("transformers")
-    from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
+    from transformers import Trainer
 
-    cfg = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    model = LlamaForCausalLM(cfg)
+    from lossviz.trainers.quiet import quiet_args
+    from lossviz.trainers.tiny import tiny_llama
+
+    model = tiny_llama(64, seed=0)
     start = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
 
     class SumLoss(Trainer):
@@ -152,15 +146,11 @@ def test_transformers_trainer_clips_the_gradient_norm_at_one_by_default(tmp_path
         {"input_ids": ids, "labels": ids}
         for ids in torch.randint(0, 64, (2, 24), generator=gen).tolist()
     ]
-    args = TrainingArguments(
+    args = quiet_args(
         output_dir=str(tmp_path),
-        use_cpu=True,
-        report_to=[],
-        save_strategy="no",
         optim="sgd",
         learning_rate=1e-3,
         lr_scheduler_type="constant",
-        max_steps=1,
         per_device_train_batch_size=2,
     )
     assert args.max_grad_norm == 1.0, transformers.__version__

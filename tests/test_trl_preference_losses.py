@@ -1,11 +1,11 @@
 """lossviz's preference, DFT and SimPO losses against TRL 1.16's own code (tiny model, nothing downloaded).
 
-DPO and IPO: a real ``DPOTrainer`` on a one-layer Llama built from a config and a word-level tokenizer
-built in memory; its ``compute_loss`` on one batch is compared with :func:`lossviz.preference.pair_loss`
-on log-probs computed independently from the model's logits, and the parameter gradient of TRL's loss
-with the gradient of ``sum W * l`` (``W`` from :func:`preference_weights`, detached). SimPO lives in TRL's
-experimental ``CPOTrainer``: its ``cpo_loss`` and ``get_batch_logps`` are called unbound. DFT: a real
-``SFTTrainer(loss_type="dft")``.
+DPO and IPO: a real ``DPOTrainer`` on the one-layer Llama and the word-level tokenizer of
+:mod:`lossviz.trainers.tiny`; its ``compute_loss`` on one batch is compared with
+:func:`lossviz.preference.pair_loss` on log-probs computed independently from the model's logits, and
+the parameter gradient of TRL's loss with the gradient of ``sum W * l`` (``W`` from
+:func:`preference_weights`, detached). SimPO lives in TRL's experimental ``CPOTrainer``: its
+``cpo_loss`` and ``get_batch_logps`` are called unbound. DFT: a real ``SFTTrainer(loss_type="dft")``.
 """
 
 import types
@@ -20,35 +20,19 @@ trl = pytest.importorskip("trl")
 transformers = pytest.importorskip("transformers")
 datasets = pytest.importorskip("datasets")
 
-WORDS = ["<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(29)]
-
-
-def tiny_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
+from lossviz.trainers.tiny import tiny_llama as _tiny_llama  # noqa: E402
+from lossviz.trainers.tiny import tiny_tokenizer  # noqa: E402
 
 
 def tiny_llama(seed):
-    cfg = transformers.LlamaConfig(
-        vocab_size=len(WORDS),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=1,
+    tok = tiny_tokenizer()
+    return _tiny_llama(
+        len(tok),
+        seed,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
         initializer_range=0.5,  # policy and reference far apart: the sigmoid is not at 1/2
     )
-    torch.manual_seed(seed)
-    return transformers.LlamaForCausalLM(cfg)
 
 
 PAIRS = {  # chosen and rejected of different lengths, both ways round

@@ -55,3 +55,49 @@ def test_a_version_that_cannot_be_installed_gets_a_row_that_says_why(monkeypatch
             "reason": "pip install transformers==4.45.2 failed: no matching distribution",
         }
     ]
+
+
+def _table(*rows, torch="2.13.0+cpu"):
+    return {"setups": vt.SETUPS, "pinned": vt.PINNED, "torch": torch, "rows": list(rows)}
+
+
+def test_merging_replaces_a_row_and_keeps_the_order_of_versions():
+    old = vt.load_table()
+    again = dict(old["rows"][0], seconds=-1.0)  # 4.45.2 measured again
+    extra = {"version": "5.25.0", "status": "failed", "reason": "a reason"}
+    new = _table(extra, again, torch=old["torch"])
+    merged = vt.merge_tables(old, new)
+    versions = [r["version"] for r in merged["rows"]]
+    assert versions == [v for v in vt.VERSIONS if v in versions]  # VERSIONS order
+    assert set(versions) == {r["version"] for r in old["rows"]} | {"5.25.0"}
+    by = {r["version"]: r for r in merged["rows"]}
+    assert by["4.45.2"]["seconds"] == -1.0 and by["5.25.0"] == extra
+    assert vt.load_table() == old  # nothing written
+    with pytest.raises(ValueError, match="torch"):
+        vt.merge_tables(old, _table(extra, torch="0.0"))
+
+
+def test_the_command_adds_rows_to_the_table_at_out(tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    out = tmp_path / "table.json"
+    shutil.copy(vt.DATA, out)
+    cached = vt.load_table()
+    row = {"version": "5.25.0", "status": "failed", "reason": "measured elsewhere"}
+    # the measurement itself is tested above and in test_trainer_probe; here only the merge
+    monkeypatch.setattr(vt, "build_table", lambda versions: _table(row, torch=cached["torch"]))
+    assert main(["version-table", "--versions", "5.25.0", "--out", str(out), "--add"]) == 0
+    assert "5.25.0  failed: measured elsewhere" in capsys.readouterr().out
+    written = json.loads(out.read_text())
+    # 5.25.0 is the last of VERSIONS: every cached row stays, its own (if any) replaced
+    assert written["rows"] == [r for r in cached["rows"] if r["version"] != "5.25.0"] + [row]
+    # without --add the file holds the measured versions only
+    assert main(["version-table", "--versions", "5.25.0", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["rows"] == [row]
+    # --add into a missing table says so
+    assert (
+        main(["version-table", "--versions", "5.25.0", "--out", str(tmp_path / "no.json"), "--add"])
+        == 2
+    )
+    assert "--add needs the table" in capsys.readouterr().err

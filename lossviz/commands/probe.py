@@ -1,7 +1,8 @@
 """Measure the weight the real transformers Trainer gives each sample, beside lossviz's prediction.
 
-Runs one optimizer step of the installed transformers Trainer on a tiny Llama built from a config
-(nothing is downloaded), with lossviz's probe reading every token's weight from the gradient of
+Runs one optimizer step of the installed transformers Trainer on a tiny model built from a config
+(--model: a Llama, a Qwen2.5-VL vision-language model or a Mixtral mixture of experts; nothing is
+downloaded), with lossviz's probe reading every token's weight from the gradient of
 its logits, in real processes when --world-size > 1 (gloo on 127.0.0.1). Prints each sample's
 measured weight (its share of the step), lossviz's predicted weight, the full-batch token mean,
 the worst ratio and a verdict.
@@ -24,7 +25,7 @@ _ATAD = {"default": None, "true": True, "false": False}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``lossviz probe``."""
-    from ..trainers.hf_trainer import CASES
+    from ..trainers.hf_trainer import CASES, MODELS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
@@ -42,12 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         world_help="data-parallel processes to start (gloo on 127.0.0.1, 1 to 8); default 1",
     )
     parser.add_argument(
+        "--model",
+        choices=[m for m in MODELS if m != "vlm_qwen2"],
+        default="llama",
+        help="the tiny model: llama (a causal LM), vlm (Qwen2.5-VL, whose class declares "
+        "accepts_loss_kwargs = False; text-only batches), moe (Mixtral with its router aux "
+        "loss); default llama",
+    )
+    parser.add_argument(
         "--case",
         choices=CASES,
         default="ga",
-        help="ga: a transformers model (num_items_in_batch); naive: a model whose forward takes "
-        "no **kwargs; compute_loss: an override that returns model(**inputs).loss; packed: "
-        "DataCollatorWithFlattening (position_ids); default ga",
+        help="ga: the model as shipped; naive: a model whose forward takes no **kwargs; "
+        "compute_loss: an override that returns model(**inputs).loss; packed: "
+        "DataCollatorWithFlattening (position_ids, llama only); model_flag: "
+        "model.accepts_loss_kwargs = True; trainer_flag: trainer.model_accepts_loss_kwargs = "
+        "True; loss_func: a compute_loss_func dividing by num_items_in_batch; default ga",
     )
     parser.add_argument(
         "--average-tokens-across-devices",
@@ -84,8 +95,11 @@ def report(result: dict) -> list[str]:
     where = {
         i: (r, k) for r, rank in enumerate(result["plan"]) for k, mb in enumerate(rank) for i in mb
     }
+    from ..trainers.hf_trainer import MODELS as NETS
+
     lines = [
-        f"transformers {result['transformers']} Trainer, one optimizer step: "
+        f"transformers {result['transformers']} Trainer on {NETS[result.get('model', 'llama')]}, "
+        "one optimizer step: "
         f"{len(result['lengths'])} samples = per-device-batch-size "
         f"{result['per_device_batch_size']} x ga-steps {result['ga_steps']} x world-size "
         f"{result['world_size']}; case {result['case']}, average_tokens_across_devices="
@@ -149,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 ga_steps=args.ga_steps,
                 world_size=args.world_size,
                 case=args.case,
+                model=args.model,
                 average_tokens_across_devices=_ATAD[args.average_tokens_across_devices],
                 seed=args.seed,
             )

@@ -1,7 +1,8 @@
 """``lossviz version-table``: install each transformers version beside the pinned set and measure
 its Trainer (lengths 3, 7, 20, 5 under GA; a ``compute_loss`` override; 2 gloo ranks), then rewrite
-the cached table the notebooks read. Each version goes to its own ``pip install --target`` folder
-under ``$LOSSVIZ_CACHE`` (default ``~/.cache/lossviz``)."""
+the cached table the notebooks read (``--add``: merge the versions measured into it instead). Each
+version goes to its own ``pip install --target`` folder under ``$LOSSVIZ_CACHE`` (default
+``~/.cache/lossviz``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--versions`` and ``--out``."""
+    """``--versions``, ``--out`` and ``--add``."""
     from ..trainers.versions import DATA, VERSIONS
 
     parser.add_argument(
@@ -20,11 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated transformers versions among {', '.join(VERSIONS)}; default all",
     )
     parser.add_argument("--out", default=str(DATA), help=f"the JSON to write; default {DATA.name}")
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="merge the measured rows into the table already at --out (a version measured again "
+        "replaces its row) instead of writing a table of these versions only",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure the chosen versions, write the table, print one line per version."""
-    from ..trainers.versions import VERSIONS, build_table
+    from ..trainers.versions import VERSIONS, build_table, load_table, merge_tables
 
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     unknown = [v for v in versions if v not in VERSIONS]
@@ -35,9 +42,25 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    table = build_table(versions)
+    old = None
+    if args.add:
+        try:
+            old = load_table(args.out)
+        except (OSError, ValueError) as err:
+            print(
+                f"lossviz version-table: --add needs the table at {args.out} to merge into: {err}",
+                file=sys.stderr,
+            )
+            return 2
+    table = to_write = build_table(versions)
+    if old is not None:
+        try:
+            to_write = merge_tables(old, table)
+        except ValueError as err:
+            print(f"lossviz version-table: {err}", file=sys.stderr)
+            return 2
     with open(args.out, "w") as f:
-        json.dump(table, f, indent=1)
+        json.dump(to_write, f, indent=1)
         f.write("\n")
     for row in table["rows"]:
         if row["status"] == "measured":

@@ -5,9 +5,13 @@ tokenizers, verl, ...) and needs the ``trainers`` extra (``pip install 'lossviz[
 nothing else in the package imports those libraries, so ``import lossviz`` works without them.
 
 - :mod:`.tiny`: a tiny model from a config and a tokenizer built in memory (nothing downloaded).
+- :mod:`.quiet`: the one quiet one-step CPU setup (arguments, trainer, thread) every run here uses.
 - :mod:`.hf_trainer`: one real transformers ``Trainer`` step under :func:`lossviz.probe`, on one
   or several gloo processes.
 - :mod:`.hf_eval`: the ``Trainer``'s evaluation loss.
+- :mod:`.vlm`: a vision-language model (Qwen2.5-VL) in the ``Trainer`` and in TRL's SFT, and the
+  settings that restore the token mean.
+- :mod:`.moe`: a mixture of experts (Mixtral) in the ``Trainer``: the router aux loss's coefficient.
 - :mod:`.trl_sft`, :mod:`.trl_grpo`: TRL's ``SFTTrainer`` and ``GRPOTrainer`` losses.
 - :mod:`.verl_agg`: verl's ``agg_loss``, read from its own source.
 - :mod:`.versions`: the same ``Trainer`` step on several released transformers versions.

@@ -30,12 +30,13 @@ def measure_eval(
 
     import transformers
     from torch.utils.data import SequentialSampler
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
     from ..batching import _check_lengths
     from ..checks import number, positive_int
     from ..measured_step import VOCAB, samples
     from .hf_trainer import _pad_collate
+    from .quiet import quiet_args, quiet_trainer
     from .tiny import tiny_llama
 
     lengths = _check_lengths(lengths, allow_zero=False)
@@ -50,19 +51,14 @@ def measure_eval(
             return SequentialSampler(self.eval_dataset)
 
     with tempfile.TemporaryDirectory(prefix="lossviz-eval-") as out_dir:
-        args = TrainingArguments(
+        args = quiet_args(
             output_dir=out_dir,
             per_device_eval_batch_size=batch_size,
-            report_to="none",
-            use_cpu=True,
-            disable_tqdm=True,
             remove_unused_columns=False,
-            dataloader_num_workers=0,
         )
-        trainer = _Trainer(model=model, args=args, eval_dataset=data, data_collator=_pad_collate)
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)  # it prints the metrics to stdout
+        trainer = quiet_trainer(
+            _Trainer, model=model, args=args, eval_dataset=data, data_collator=_pad_collate
+        )
         metrics = trainer.evaluate()
     per_sample = []
     with torch.no_grad():

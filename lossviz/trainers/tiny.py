@@ -10,9 +10,12 @@ from __future__ import annotations
 __all__ = [
     "CHATML_TEMPLATE",
     "CHATML_TRAINING_TEMPLATE",
+    "IMAGE_TOKENS",
     "tiny_llama",
     "tiny_model",
+    "tiny_moe",
     "tiny_tokenizer",
+    "tiny_vlm",
 ]
 
 # ChatML, as Qwen's templates write it: each message, then the assistant header on generation
@@ -97,20 +100,100 @@ def tiny_model(vocab_size: int, seed: int = 0, dtype=None):
     return model if dtype is None else model.to(dtype)
 
 
-def tiny_llama(vocab_size: int, seed: int):
+def tiny_llama(vocab_size: int, seed: int, **config):
     """A 1-layer Llama causal LM (hidden 16) from a config, after ``torch.manual_seed(seed)``.
 
     Seeds the global generator (not a forked one), as the transformers Trainer measurements and their
-    cached version table were made.
+    cached version table were made. ``config``: other ``LlamaConfig`` fields (``pad_token_id``,
+    ``initializer_range``, ...).
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(
         vocab_size=vocab_size,
-        **_TINY_SHAPE,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
+        **{**_TINY_SHAPE, "num_key_value_heads": 2, "max_position_embeddings": 2048, **config},
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg)
+
+
+# the vision-language models' special ids sit above the 64 text ids the measured samples draw
+IMAGE_TOKENS = {
+    "image_token_id": 64,
+    "video_token_id": 65,
+    "vision_start_token_id": 66,
+    "vision_end_token_id": 67,
+}
+VLM_CLASSES = ("qwen2_5_vl", "qwen2_vl")
+
+
+def tiny_vlm(seed: int, kind: str = "qwen2_5_vl"):
+    """A 1-layer Qwen2.5-VL (or Qwen2-VL) from a config, after ``torch.manual_seed(seed)``.
+
+    Text vocabulary 72: ids 0..63 are text, 64..67 the image/video markers (:data:`IMAGE_TOKENS`).
+    Vision tower: 1 block, hidden 16, 2x2 patches, no spatial merge (an image of ``g`` patches
+    takes ``g`` image tokens). ``kind``: ``"qwen2_5_vl"`` (declares ``accepts_loss_kwargs = False``
+    in transformers 5.24) or ``"qwen2_vl"`` (only its inner ``Qwen2VLModel`` does).
+    """
+    import torch
+    import transformers
+
+    if kind not in VLM_CLASSES:
+        raise ValueError(f"kind must be one of {VLM_CLASSES}, got {kind!r}")
+    text = {
+        **_TINY_SHAPE,
+        "vocab_size": 72,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 2048,
+        "rope_scaling": {"type": "mrope", "mrope_section": [1, 1, 2]},  # head dim 8: 4 pairs
+        "tie_word_embeddings": False,
+        "pad_token_id": 0,
+        "bos_token_id": None,
+        "eos_token_id": 2,
+    }
+    vision = {
+        "depth": 1,
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_heads": 2,
+        "patch_size": 2,
+        "spatial_merge_size": 1,
+        "temporal_patch_size": 1,
+        "in_channels": 3,
+    }
+    if kind == "qwen2_5_vl":
+        config_class = transformers.Qwen2_5_VLConfig
+        model_class = transformers.Qwen2_5_VLForConditionalGeneration
+        vision.update(out_hidden_size=16, window_size=4, fullatt_block_indexes=[0])
+    else:
+        config_class = transformers.Qwen2VLConfig
+        model_class = transformers.Qwen2VLForConditionalGeneration
+        vision.update(embed_dim=16, hidden_size=16, mlp_ratio=2)
+    cfg = config_class(text_config=text, vision_config=vision, **IMAGE_TOKENS)
+    torch.manual_seed(seed)
+    return model_class(cfg)
+
+
+def tiny_moe(vocab_size: int, seed: int, router_aux_loss_coef: float = 0.0, experts: int = 4):
+    """A 1-layer Mixtral (``experts`` experts, 2 per token, hidden 16) returning its router aux loss.
+
+    ``output_router_logits=True``: its ``forward`` adds ``router_aux_loss_coef * aux_loss`` to the
+    cross-entropy when given labels. After ``torch.manual_seed(seed)``, as :func:`tiny_llama`.
+    """
+    import torch
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    cfg = MixtralConfig(
+        vocab_size=vocab_size,
+        **_TINY_SHAPE,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        num_local_experts=experts,
+        num_experts_per_tok=2,
+        output_router_logits=True,
+        router_aux_loss_coef=router_aux_loss_coef,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    return MixtralForCausalLM(cfg)

@@ -56,6 +56,7 @@ class GRPOMeter:
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
 
+        from .quiet import quiet_args, quiet_trainer
         from .tiny import tiny_model, tiny_tokenizer
 
         self.tokenizer = tiny_tokenizer()
@@ -63,17 +64,15 @@ class GRPOMeter:
         self._outdir = tempfile.TemporaryDirectory(prefix="lossviz-grpo-")  # removed with the meter
         with warnings.catch_warnings():  # deprecation notices of transformers/TRL options
             warnings.simplefilter("ignore")
-            args = GRPOConfig(
+            args = quiet_args(
+                GRPOConfig,
                 output_dir=self._outdir.name,  # the Trainer creates it; no training loop writes to it
                 per_device_train_batch_size=2,
                 num_generations=2,
                 max_completion_length=max_completion_length,
-                report_to=[],
-                use_cpu=True,
-                save_strategy="no",
-                logging_strategy="no",
             )
-            self.trainer = GRPOTrainer(
+            self.trainer = quiet_trainer(
+                GRPOTrainer,
                 model=tiny_model(len(self.tokenizer), seed=seed),
                 reward_funcs=lambda completions, **kw: [0.0] * len(completions),
                 args=args,

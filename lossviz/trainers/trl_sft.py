@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..devices import torch_threads
 from ..tokenizer import FILLER_WORDS
+from .quiet import one_thread, quiet_args, quiet_trainer
 from .tiny import CHATML_TEMPLATE, tiny_model, tiny_tokenizer
 
 __all__ = ["SFTMeter", "SFTStep"]
@@ -73,10 +73,8 @@ class SFTMeter:
         import warnings
 
         from datasets import Dataset
-        from datasets.utils.logging import disable_progress_bar
         from trl import SFTConfig, SFTTrainer
 
-        disable_progress_bar()
         self.tokenizer.chat_template = chat_template
         model = tiny_model(len(self.tokenizer), seed=self.seed)
         seen: dict = {}
@@ -95,32 +93,18 @@ class SFTMeter:
             model.register_forward_pre_hook(before, with_kwargs=True),
             model.register_forward_hook(after),
         ]
-        settings = {
-            "per_device_train_batch_size": len(rows),
-            "max_steps": 1,
-            "learning_rate": 0.0,
-            "report_to": [],
-            "use_cpu": True,
-            "save_strategy": "no",
-            "logging_strategy": "no",
-            "disable_tqdm": True,
-            **config,
-        }
+        settings = {"per_device_train_batch_size": len(rows), **config}
         try:
-            with torch_threads(1), tempfile.TemporaryDirectory(prefix="lossviz-sft-") as out_dir:
+            with one_thread(), tempfile.TemporaryDirectory(prefix="lossviz-sft-") as out_dir:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    trainer = SFTTrainer(
+                    trainer = quiet_trainer(
+                        SFTTrainer,
                         model=model,
-                        args=SFTConfig(output_dir=out_dir, **settings),
+                        args=quiet_args(SFTConfig, output_dir=out_dir, **settings),
                         train_dataset=Dataset.from_list(rows),
                         processing_class=self.tokenizer,
                     )
-                    from transformers.trainer_callback import PrinterCallback
-
-                    trainer.remove_callback(
-                        PrinterCallback
-                    )  # it prints the run's metrics to stdout
                     result = trainer.train()
         finally:
             for h in hooks:

@@ -13,7 +13,8 @@ Three measurements per version, each one real ``Trainer`` step (:mod:`lossviz.tr
 Whether a version counts one extra token per row (transformers pull request 46204) shows as a match with
 the ``*_overcount`` models. A version that cannot be installed or run gets a row that says why.
 ``make version-table`` rebuilds ``lossviz/data/transformers_versions.json``:
-``python -m lossviz version-table [--versions 4.45.2,5.24.0] [--out FILE]``.
+``python -m lossviz version-table [--versions 4.45.2,5.24.0] [--out FILE] [--add]``; ``--add``
+measures only the versions named and merges their rows into the cached table.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "build_table",
     "install",
     "load_table",
+    "merge_tables",
     "measure_version",
     "row_from_results",
 ]
@@ -65,6 +67,7 @@ VERSIONS = {
     "5.11.0": ("accelerate==1.13.0",),
     "5.19.0": ("accelerate==1.13.0",),
     PINNED: (),
+    "5.25.0": ("accelerate==1.16.0",),
 }
 # The order in which a cell names its model when several match (GA on one rank: global == local).
 _PREFER = ("global", "naive", "unscaled", "local", "global_overcount", "local_overcount", "sum")
@@ -187,3 +190,24 @@ def load_table(path: Path | str = DATA) -> dict:
     """The cached table (``make version-table`` rebuilds it)."""
     with open(path) as f:
         return json.load(f)
+
+
+def merge_tables(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s rows put in: a version measured again replaces its row, a new one joins.
+
+    Rows are ordered as :data:`VERSIONS` (versions it no longer names keep their place at the end).
+    Both tables must share their setups, pinned version and torch: rows measured otherwise are not
+    comparable, and the whole table has to be rebuilt.
+    """
+    for key in ("setups", "pinned", "torch"):
+        if old.get(key) != new.get(key):
+            raise ValueError(
+                f"the cached table was measured with {key} {old.get(key)!r}, this run with "
+                f"{new.get(key)!r}: its rows are not comparable; rebuild the whole table "
+                "(without --add)"
+            )
+    rows = {r["version"]: r for r in old["rows"]}
+    rows.update({r["version"]: r for r in new["rows"]})
+    order = list(VERSIONS)
+    ranked = sorted(rows, key=lambda v: order.index(v) if v in order else len(order))
+    return {**old, "rows": [rows[v] for v in ranked]}
