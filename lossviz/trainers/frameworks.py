@@ -486,7 +486,13 @@ class Row:
 
 
 def _framework_row(
-    framework: str, setting: str, label: str, setting_words: str, fix: str, source: str
+    framework: str,
+    setting: str,
+    name: str,
+    label: str,
+    setting_words: str,
+    fix: str,
+    source: str,
 ) -> Row:
     one = dict(TABLE_SETUP["one_process"], framework=framework, setting=setting)
     two = dict(TABLE_SETUP["two_ranks"], framework=framework, setting=setting)
@@ -509,7 +515,8 @@ def _framework_row(
         )
         return {
             "key": f"{framework}/{setting}",
-            "framework": label,
+            "framework": name,
+            "label": label,
             "package": FRAMEWORKS[framework][2],
             "version": r1["version"],
             "setting": setting_words,
@@ -537,6 +544,7 @@ ROWS: list[Row] = [
         "transformers",
         "ga",
         "transformers Trainer",
+        "Trainer, num_items_in_batch",
         "a causal LM that takes **kwargs (num_items_in_batch), average_tokens_across_devices=True",
         "nothing to fix: every token of the step weighs 1/N (keep average_tokens_across_devices)",
         "https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/trainer.py",
@@ -545,6 +553,7 @@ ROWS: list[Row] = [
         "lightning",
         "automatic",
         "PyTorch Lightning",
+        "automatic optimization",
         "Trainer(accumulate_grad_batches=K), automatic optimization, training_step returns the "
         "model's mean loss",
         "return sum(m·l) · K · R / N from training_step, N counted over the window's batches and "
@@ -556,6 +565,7 @@ ROWS: list[Row] = [
         "accelerate",
         "accumulate",
         "accelerate",
+        "accumulate() loop",
         "with accelerator.accumulate(model): accelerator.backward(model(**batch).loss)",
         "use the token-count recipe, counting labels[..., 1:] != -100",
         "https://github.com/huggingface/accelerate/blob/v1.16.0/src/accelerate/accelerator.py",
@@ -564,6 +574,7 @@ ROWS: list[Row] = [
         "accelerate",
         "recipe",
         "accelerate",
+        "the documented token-count recipe",
         "the documented token-count recipe: num_items_in_batch = labels.ne(-100) over the "
         "window, gathered; loss · K · num_processes",
         "count labels[..., 1:] != -100: the causal shift leaves each row's first label unscored",
@@ -574,6 +585,7 @@ ROWS: list[Row] = [
         "accelerate",
         "recipe_shifted",
         "accelerate",
+        "the recipe, counting labels[..., 1:]",
         "the recipe with the fixed count: labels[..., 1:] != -100",
         "nothing to fix: every token of the step weighs 1/N",
         "https://huggingface.co/docs/accelerate/usage_guides/gradient_accumulation",
