@@ -48,6 +48,7 @@ __all__ = [
     "Row",
     "build_table",
     "expected_model",
+    "framework_name",
     "grad_recorder",
     "load_table",
     "measure",
@@ -55,7 +56,9 @@ __all__ = [
     "pad_collate",
     "predicted_grad",
     "probe_result",
+    "step_report",
     "table_rows",
+    "verdict",
     "write_table",
 ]
 
@@ -410,6 +413,73 @@ def _run_result(cfg: dict, results: list[dict]) -> dict:
         "warnings": sorted({w for r in results for w in r.get("warnings", [])}),
         "seconds": max(r["seconds"] for r in results),
     }
+
+
+def step_report(result: dict, step: int) -> dict:
+    """One optimizer step of a :func:`measure` result in the shape of
+    :func:`lossviz.trainers.hf_trainer.measure`'s result (what ``lossviz probe`` prints), plus
+    ``trainer``, ``version``, ``step``, ``steps`` and ``grad_rel_diff``."""
+    st = result["steps"][step]
+    return {
+        "trainer": result["framework"],
+        "version": result["version"],
+        "case": result["setting"],
+        "step": st["step"],
+        "steps": len(result["steps"]),
+        "lengths": st["lengths"],
+        "samples": st["samples"],
+        "per_device_batch_size": result["per_device_batch_size"],
+        "ga_steps": result["ga_steps"],
+        "world_size": result["world_size"],
+        "average_tokens_across_devices": None,
+        "plan": st["plan"],
+        "measured": st["measured"],
+        "predicted": st["predicted"],
+        "diff": st["diff"],
+        "matches": st["matches"],
+        "expected": result["expected"],
+        "max_residual": result["max_residual"],
+        "off_mask_max": result["off_mask_max"],
+        "optimizer_steps": result["optimizer_steps"],
+        "grad_rel_diff": st["grad_rel_diff"],
+    }
+
+
+_NAMES = {
+    "transformers": "transformers {v} Trainer",
+    "lightning": "PyTorch Lightning {v}",
+    "accelerate": "accelerate {v}",
+}
+
+
+def framework_name(framework: str, version: str) -> str:
+    """``"PyTorch Lightning 2.6.6"``: how the reports name a framework."""
+    return _NAMES[framework].format(v=version)
+
+
+def verdict(step: dict) -> str:
+    """One sentence for one step of :func:`step_report`: does it match lossviz's expected model."""
+    exp, d = step["expected"], step["diff"]
+    who = framework_name(step["trainer"], step["version"]) + f" ({step['case']}"
+    who += f", {step['world_size']} ranks)" if step["world_size"] > 1 else ")"
+    if step["max_residual"] >= 1e-5:
+        return (
+            f"{who}: not plain weighted cross-entropy (residual {step['max_residual']:.1e}); "
+            "W is not a weight here"
+        )
+    grads = max(step["grad_rel_diff"])
+    grad_words = (
+        f"; the parameters' gradient at the step equals that of sum(W l) (within {1e-4:.0e})"
+        if grads < 1e-4
+        else f"; but the parameters' gradient differs by {grads:.1e} of its largest entry"
+    )
+    if exp in step["matches"]:
+        return f"{who} matches lossviz's `{exp}` model within 1e-6: {MODELS[exp]}{grad_words}."
+    found = ", ".join(f"`{m}` ({MODELS[m]})" for m in step["matches"]) or "none of its models"
+    return (
+        f"{who} differs from lossviz's `{exp}` model by up to {d[exp]['max_rel_diff']:.0%} "
+        f"of the largest weight; it matches {found}."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
