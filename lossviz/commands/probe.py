@@ -121,12 +121,13 @@ def report(result: dict) -> list[str]:
         f"{'full batch':>10} {'measured/full':>13}",
     ]
     ratios = []
+    ids = result.get("samples", range(len(result["lengths"])))  # the epoch's index of each sample
     for i, n in enumerate(result["lengths"]):
         r, k = where[i]
         m, p = d["measured_share"][i], d["predicted_share"][i]
         ratios.append(m / full[i])
         lines.append(
-            f"{result.get('samples', range(i + 1))[i]:>6} {n:>6} {r:>4} {k:>3} {m:>9.5f} {p:>9.5f} {full[i]:>10.5f} {ratios[-1]:>13.3f}"
+            f"{ids[i]:>6} {n:>6} {r:>4} {k:>3} {m:>9.5f} {p:>9.5f} {full[i]:>10.5f} {ratios[-1]:>13.3f}"
         )
     lines += [
         f"max |measured - predicted| per token: {d['max_rel_diff']:.1e} of the largest weight "
