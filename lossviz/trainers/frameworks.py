@@ -51,12 +51,14 @@ __all__ = [
     "framework_name",
     "grad_recorder",
     "load_table",
+    "measure_rows",
     "measure",
     "measure_runs",
     "pad_collate",
     "predicted_grad",
     "probe_result",
     "step_report",
+    "table_from_rows",
     "table_rows",
     "verdict",
     "write_table",
@@ -412,6 +414,7 @@ def _run_result(cfg: dict, results: list[dict]) -> dict:
         "unmatched": sum(r["unmatched"] for r in results),
         "warnings": sorted({w for r in results for w in r.get("warnings", [])}),
         "seconds": max(r["seconds"] for r in results),
+        "pids": [r["pid"] for r in results if "pid" in r],
     }
 
 
@@ -663,8 +666,10 @@ ROWS: list[Row] = [
 ]
 
 
-def table_rows(rows: Sequence[Row] | None = None, *, timeout: float = 240.0) -> list[dict]:
-    """Measure ``rows`` (default :data:`ROWS`) and return their table rows, in order.
+def measure_rows(
+    rows: Sequence[Row] | None = None, *, timeout: float = 240.0
+) -> list[tuple[dict, list[dict]]]:
+    """``[(table row, the measured runs it was read from)]`` for ``rows`` (default :data:`ROWS`).
 
     Every row's runs are measured together (:func:`measure_runs`: one set of processes for all the
     runs with the same ``world_size``), then each row's ``build`` reads its cells.
@@ -674,22 +679,33 @@ def table_rows(rows: Sequence[Row] | None = None, *, timeout: float = 240.0) -> 
     results = measure_runs(runs, timeout=timeout) if runs else []
     out, i = [], 0
     for row in rows:
-        out.append(row.build(results[i : i + len(row.runs)]))
+        mine = results[i : i + len(row.runs)]
+        out.append((row.build(mine), mine))
         i += len(row.runs)
     return out
 
 
-def build_table(rows: Sequence[Row] | None = None, *, timeout: float = 240.0) -> dict:
-    """The whole table: ``{"setup", "torch", "rules", "rows"}`` (JSON-ready, no rounding-level
-    number: totals to 3 decimals, gradient checks as booleans)."""
+def table_rows(rows: Sequence[Row] | None = None, *, timeout: float = 240.0) -> list[dict]:
+    """The table rows of :func:`measure_rows`, in order."""
+    return [row for row, _ in measure_rows(rows, timeout=timeout)]
+
+
+def table_from_rows(rows: list[dict]) -> dict:
+    """The cached table's shape around measured rows: ``{"setup", "torch", "rules", "rows"}``."""
     import torch
 
     return {
         "setup": TABLE_SETUP,
         "torch": torch.__version__.split("+")[0],
         "rules": RULES,
-        "rows": table_rows(rows, timeout=timeout),
+        "rows": rows,
     }
+
+
+def build_table(rows: Sequence[Row] | None = None, *, timeout: float = 240.0) -> dict:
+    """The whole table: ``{"setup", "torch", "rules", "rows"}`` (JSON-ready, no rounding-level
+    number: totals to 3 decimals, gradient checks as booleans)."""
+    return table_from_rows(table_rows(rows, timeout=timeout))
 
 
 def load_table(path: str | os.PathLike | None = None) -> dict:
@@ -724,6 +740,8 @@ if (
     torch.set_num_threads(1)
     _res = [_run_one(c) for c in _cfgs]
     _res[0]["process_seconds"] = time.perf_counter() - _STARTED
+    for _r in _res:
+        _r["pid"] = os.getpid()
     with open(_out + ".tmp", "w") as _f:
         json.dump(_res, _f)
     os.replace(_out + ".tmp", _out)
