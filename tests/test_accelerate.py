@@ -19,7 +19,10 @@ LENGTHS = [3, 9, 2, 5, 7]
 @pytest.fixture(scope="module")
 def runs():
     got = measure_runs(
-        [{"framework": "accelerate", "setting": s, "lengths": LENGTHS, "ga_steps": 3} for s in LOOPS]
+        [
+            {"framework": "accelerate", "setting": s, "lengths": LENGTHS, "ga_steps": 3}
+            for s in LOOPS
+        ]
         + [
             {
                 "framework": "accelerate",
