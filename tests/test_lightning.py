@@ -21,6 +21,7 @@ def runs():
             dict(base, lengths=[3, 9, 2, 5, 7], ga_steps=3),  # a full window, then 2 of 3
             dict(base, lengths=[4, 6], ga_steps=4),  # the epoch is shorter than K
             dict(base, lengths=[3, 9, 2, 5], per_device_batch_size=2, ga_steps=2),  # padding
+            dict(base, lengths=[3, 9, 2, 5, 7], ga_steps=3, setting="token_count"),  # the fix
         ]
     )
 
@@ -68,3 +69,11 @@ def test_the_parameter_gradient_is_that_of_sum_w_l(runs):
     for r in runs:
         for step in r["steps"]:
             assert max(step["grad_rel_diff"]) < 1e-4
+
+
+def test_the_fix_counting_every_window_gives_each_token_1_over_n(runs):
+    full, last = runs[3]["steps"]
+    for step, N in ((full, 14), (last, 12)):  # the last window is its own token mean too
+        assert "global" in step["matches"]
+        for w in step["measured"]:
+            assert w == pytest.approx([1 / N] * len(w), rel=1e-6)

@@ -3,13 +3,14 @@
 A *run* is one epoch of a framework on the tiny Llama (:func:`lossviz.trainers.tiny.tiny_llama`)
 over :func:`lossviz.measured_step.samples` in order, under :func:`lossviz.probe.probe`:
 
-============== ============================= ==============================================
-framework       setting                       module
-============== ============================= ==============================================
-transformers    ``ga`` (the Trainer's count)  :mod:`lossviz.trainers.trainer_epoch`
-lightning       ``automatic``                 :mod:`lossviz.trainers.lightning_step`
-accelerate      ``accumulate``, ``recipe``    :mod:`lossviz.trainers.accelerate_step`
-============== ============================= ==============================================
+============== ====================================== =========================================
+framework       settings                               module
+============== ====================================== =========================================
+transformers    ``ga`` (the Trainer's count)           :mod:`lossviz.trainers.trainer_epoch`
+lightning       ``automatic``, ``token_count``         :mod:`lossviz.trainers.lightning_step`
+accelerate      ``accumulate``, ``recipe``,            :mod:`lossviz.trainers.accelerate_step`
+                ``recipe_shifted``
+============== ====================================== =========================================
 
 An epoch of ``b`` batches per rank with ``K`` accumulation steps takes ``ceil(b / K)`` optimizer
 steps; when ``K`` does not divide ``b`` the last one is a short window. :func:`measure_runs` runs
@@ -67,7 +68,11 @@ __all__ = [
 # framework -> (module with run_case(cfg), its settings, the pip package whose version is reported)
 FRAMEWORKS = {
     "transformers": ("lossviz.trainers.trainer_epoch", ("ga",), "transformers"),
-    "lightning": ("lossviz.trainers.lightning_step", ("automatic",), "pytorch_lightning"),
+    "lightning": (
+        "lossviz.trainers.lightning_step",
+        ("automatic", "token_count"),
+        "pytorch_lightning",
+    ),
     "accelerate": (
         "lossviz.trainers.accelerate_step",
         ("accumulate", "recipe", "recipe_shifted"),
@@ -91,6 +96,7 @@ MODELS = {
 _EXPECTED = {
     ("transformers", "ga"): "global",
     ("lightning", "automatic"): "naive_configured",
+    ("lightning", "token_count"): "global",
     ("accelerate", "accumulate"): "naive_configured",
     ("accelerate", "recipe"): "global_overcount",
     ("accelerate", "recipe_shifted"): "global",
@@ -629,10 +635,20 @@ ROWS: list[Row] = [
         "automatic optimization",
         "Trainer(accumulate_grad_batches=K), automatic optimization, training_step returns the "
         "model's mean loss",
-        "return sum(m·l) · K · R / N from training_step, N counted over the window's batches and "
-        "all-reduced (Lightning divides by K, DDP by R); no built-in count (issue 20350)",
+        "return sum(m·l) · K · R / N from training_step, N counted over the window's K batches "
+        "and all ranks (Lightning divides by K, DDP by R); there is no built-in count",
         "https://github.com/Lightning-AI/pytorch-lightning/blob/2.6.6/src/lightning/pytorch/loops/"
         "optimization/automatic.py",
+    ),
+    _framework_row(
+        "lightning",
+        "token_count",
+        "PyTorch Lightning",
+        "training_step returns sum·K·R/N",
+        "the fix: count every window's tokens before the epoch (all-reduced), return the summed "
+        "token loss · K · R / N",
+        "nothing to fix: every token of the step weighs 1/N",
+        "https://github.com/Lightning-AI/pytorch-lightning/issues/20350",
     ),
     _framework_row(
         "accelerate",

@@ -15,6 +15,12 @@ does with that loss, read from its source (``loops/optimization/automatic.py``,
   shorter than ``K`` batches is one such short window (Lightning issue 21808);
 - with ``R`` ranks (``strategy="ddp"``, gloo on the CPU) DDP averages the gradients: ``1 / R``.
 
+Settings: ``automatic`` returns the model's own loss. ``token_count`` is a fix written as a user
+would: before the epoch, count the trained tokens of every window (``labels[..., 1:] != -100`` over
+its ``K`` batches, all-reduced over the ranks), and return the summed token loss times ``K x R``
+divided by that count (the model's ``num_items_in_batch``), which undoes Lightning's ``/ K`` and
+DDP's ``/ R``: every token of the step weighs ``1 / N``, the short last window included.
+
 Needs the ``trainers`` extra (pytorch-lightning, transformers). The import of Lightning happens
 inside :func:`run_case` only.
 """
@@ -24,7 +30,9 @@ from __future__ import annotations
 import logging
 import warnings
 
-__all__ = ["run_case"]
+__all__ = ["SETTINGS", "run_case"]
+
+SETTINGS = ("automatic", "token_count")
 
 
 def _quiet_lightning() -> None:
@@ -50,17 +58,37 @@ def run_case(cfg: dict) -> dict:
     from .frameworks import grad_recorder, pad_collate, probe_result
     from .tiny import tiny_llama
 
+    if cfg["setting"] not in SETTINGS:
+        raise ValueError(f"lightning setting must be one of {SETTINGS}, got {cfg['setting']!r}")
     _quiet_lightning()
-    R = cfg["world_size"]
+    R, K = cfg["world_size"], cfg["ga_steps"]
     model = tiny_llama(VOCAB, cfg["seed"])
+    count_tokens = cfg["setting"] == "token_count"
 
     class _Module(pl.LightningModule):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
+            self.window_tokens = None
+
+        def on_train_epoch_start(self):
+            if not count_tokens:
+                return
+            counts: list[int] = []
+            for i, batch in enumerate(self.trainer.train_dataloader):  # this epoch's order
+                if i % K == 0:
+                    counts.append(0)
+                counts[-1] += int((batch["labels"][:, 1:] != -100).sum())
+            self.window_tokens = torch.tensor(counts, dtype=torch.float64)
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(self.window_tokens)
 
         def training_step(self, batch, batch_idx):
-            return self.inner(**batch).loss  # the micro-batch's own token mean
+            if not count_tokens:
+                return self.inner(**batch).loss  # the micro-batch's own token mean
+            n = self.window_tokens[batch_idx // K].item()
+            loss = self.inner(**batch, num_items_in_batch=n).loss  # summed loss / n
+            return loss * K * self.trainer.world_size
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.0)
