@@ -23,7 +23,7 @@ processes, pass it to the model as ``num_items_in_batch`` and multiply each loss
 ``K x num_processes`` before ``accelerator.backward``. The count is taken on the labels the model
 receives, before the model's causal shift, so each row's first label, which no position
 predicts, is counted too: ``W = 1 / (N + rows)`` (lossviz's ``global_overcount``; transformers
-fixed the same over-count of its own in pull request 46204).
+fixed the same over-count of its own in https://github.com/huggingface/transformers/pull/46204).
 
 ``recipe_shifted`` is the one-line fix: count ``labels[..., 1:] != -100``, the labels the
 model's loss scores (``W = 1 / N``). Clipping (the example's ``clip_grad_norm_``) is left out of

@@ -557,8 +557,16 @@ def _in_order(result: dict) -> bool:
 
 class Row:
     """One row of the table: the runs it needs (see :func:`measure_runs`) and how its cells are
-    read from their results. ``measure(results) -> dict``; ``runs`` may be empty for a row that
-    measures itself."""
+    read from their results: ``build(results) -> dict``. ``runs`` may be empty for a row that
+    measures itself (``build([])``), e.g. a model the ``Trainer`` takes another path for.
+
+    The dict has the keys of :func:`_framework_row`'s rows: ``key``, ``framework``, ``label``,
+    ``package``, ``version``, ``setting``, ``weight_model``/``weight_rule``,
+    ``last_window_model``/``last_window_total``/``last_window_rule``, ``dp_model``,
+    ``dp_last_window_model``, ``dp_rule``, ``dp_dealing``, ``dp_gradient_matches``, ``aux_rule``,
+    ``fix``, ``source``, ``max_residual_below_1e-5``; a ``*_model`` is a key of :data:`MODELS`
+    (the figure colours by it) or ``"none"``.
+    """
 
     def __init__(self, key: str, runs: list[dict], build: Callable[[list[dict]], dict]) -> None:
         self.key, self.runs, self.build = key, runs, build
@@ -587,11 +595,12 @@ def _framework_row(
         dp_last = _model_of(r2["steps"][-1], exp)
         total = sum(short["diff"][last if last != "none" else exp]["measured_share"])
         grad_ok = all(d < 1e-4 for r in results for st in r["steps"] for d in st["grad_rel_diff"])
-        dp_words = (
-            f"{RULES[dp].split(': ', 1)[0]} over both ranks' tokens"
-            if dp in ("global", "global_overcount")
-            else f"{RULES[dp].split(': ', 1)[0]} on each rank, then DDP's mean: ÷ R"
-        )
+        if dp not in RULES:
+            dp_words = "none of lossviz's models"
+        elif dp in ("global", "global_overcount"):
+            dp_words = f"{RULES[dp].split(': ', 1)[0]} over both ranks' tokens"
+        else:
+            dp_words = f"{RULES[dp].split(': ', 1)[0]} on each rank, then DDP's mean: ÷ R"
         return {
             "key": f"{framework}/{setting}",
             "framework": name,

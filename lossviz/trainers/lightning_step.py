@@ -11,9 +11,15 @@ does with that loss, read from its source (``loops/optimization/automatic.py``,
   (``ClosureResult.from_training_step_output(..., normalize=K)``): no token is counted, so a
   micro-batch's tokens weigh ``1 / (K n_k)`` (lossviz's ``naive`` model);
 - the optimizer steps on the last batch of an epoch, and that short window's losses are still
-  divided by ``K``, not by the batches it holds (the step's total weight is ``k / K < 1``); an epoch
-  shorter than ``K`` batches is one such short window (Lightning issue 21808);
-- with ``R`` ranks (``strategy="ddp"``, gloo on the CPU) DDP averages the gradients: ``1 / R``.
+  divided by ``K``, not by the batches it holds (the step's total weight is ``k / K < 1``;
+  https://github.com/Lightning-AI/pytorch-lightning/issues/19987); an epoch shorter than ``K``
+  batches is one such short window, and 2.6.6 says nothing about it
+  (https://github.com/Lightning-AI/pytorch-lightning/issues/21808);
+- with ``R`` ranks (``strategy="ddp"``, gloo on the CPU) DDP averages the gradients: ``1 / R``;
+  Lightning's ``DistributedSampler`` shuffles the training set even when the loader does not.
+
+No token is counted (https://github.com/Lightning-AI/pytorch-lightning/issues/20350; pull request
+21386 proposes a count).
 
 Settings: ``automatic`` returns the model's own loss. ``token_count`` is a fix written as a user
 would: before the epoch, count the trained tokens of every window (``labels[..., 1:] != -100`` over
