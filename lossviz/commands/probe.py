@@ -36,11 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--loop",
-        choices=["accumulate", "recipe", "recipe_shifted"],
-        default="accumulate",
-        help="with --trainer accelerate: accumulate (accelerator.accumulate + backward), recipe "
-        "(the documented token-count recipe), recipe_shifted (the recipe counting labels[..., 1:]); "
-        "default accumulate",
+        choices=["accumulate", "recipe", "recipe_shifted", "automatic", "token_count"],
+        default=None,
+        help="with --trainer accelerate: accumulate (accelerator.accumulate + backward; the "
+        "default), recipe (the documented token-count recipe), recipe_shifted (the recipe counting "
+        "labels[..., 1:]); with --trainer lightning: automatic (training_step returns the model's "
+        "loss; the default), token_count (it returns the summed loss x K x R / N)",
     )
     add_step_options(
         parser,
@@ -156,7 +157,7 @@ def _run_framework(args: argparse.Namespace) -> int:
         return 2
     from ..trainers.frameworks import measure, step_report
 
-    setting = args.loop if args.trainer == "accelerate" else "automatic"
+    setting = args.loop or {"lightning": "automatic", "accelerate": "accumulate"}[args.trainer]
     per, need = args.per_device_batch_size * args.world_size, 0
     try:
         need = args.per_device_batch_size * args.ga_steps * args.world_size
