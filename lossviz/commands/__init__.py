@@ -31,6 +31,10 @@ COMMANDS = {
         "measure several released transformers versions' Trainer and rewrite the cached table",
     ),
     "figures": ("lossviz.commands.figures", "regenerate the README figures into a folder"),
+    "frameworks-table": (
+        "lossviz.commands.frameworks",
+        "measure Lightning, accelerate and the Trainer and rewrite the cached table across frameworks",
+    ),
 }
 
 

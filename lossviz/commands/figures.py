@@ -50,10 +50,18 @@ def _rl_incorrect_length() -> Figure:
     return rl_figure(load_rl_results())
 
 
+def _frameworks() -> Figure:
+    from ..plots.frameworks import frameworks_figure
+    from ..trainers.frameworks import load_table
+
+    return frameworks_figure(load_table()["rows"], dpi=DPI)
+
+
 FIGURES: list[tuple[str, Callable[[], Figure]]] = [
     ("weights_token_vs_sample_mean.png", _weights_token_vs_sample_mean),
     ("experiment_accuracy_by_length.png", _experiment_accuracy_by_length),
     ("rl_incorrect_length.png", _rl_incorrect_length),
+    ("frameworks.png", _frameworks),
 ]
 
 

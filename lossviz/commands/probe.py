@@ -30,9 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--trainer",
-        choices=["transformers"],
+        choices=["transformers", "lightning", "accelerate"],
         default="transformers",
-        help="the trainer to measure: transformers (the installed Trainer); default transformers",
+        help="the trainer to measure: transformers (the installed Trainer), lightning (PyTorch "
+        "Lightning's automatic optimization), accelerate (a loop of --loop); default transformers",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["accumulate", "recipe", "recipe_shifted", "automatic", "token_count"],
+        default=None,
+        help="with --trainer accelerate: accumulate (accelerator.accumulate + backward; the "
+        "default), recipe (the documented token-count recipe), recipe_shifted (the recipe counting "
+        "labels[..., 1:]); with --trainer lightning: automatic (training_step returns the model's "
+        "loss; the default), token_count (it returns the summed loss x K x R / N)",
     )
     add_step_options(
         parser,
@@ -89,33 +99,50 @@ def report(result: dict) -> list[str]:
     """The printed table: per-sample measured vs predicted weights, the worst ratio, the verdict."""
     from ..measured_step import MODELS, verdict
 
+    if result.get("trainer", "transformers") != "transformers" or "step" in result:
+        from ..trainers.frameworks import MODELS, verdict  # noqa: F811 - another trainer's models
+
     exp = result["expected"]
     d = result["diff"][exp]
     full = result["diff"]["global"]["predicted_share"]
     where = {
         i: (r, k) for r, rank in enumerate(result["plan"]) for k, mb in enumerate(rank) for i in mb
     }
-    from ..trainers.hf_trainer import MODELS as NETS
+    if "step" in result:  # one step of a framework's epoch (lossviz.trainers.frameworks)
+        from ..trainers.frameworks import framework_name
 
+        head = (
+            f"{framework_name(result['trainer'], result['version'])}, optimizer step {result['step']} of "
+            f"{result['steps']}: {len(result['lengths'])} samples in {len(result['plan'][0])} of "
+            f"ga-steps {result['ga_steps']} micro-batches x world-size {result['world_size']} "
+            f"(per-device-batch-size {result['per_device_batch_size']}); setting {result['case']}"
+        )
+    else:
+        from ..trainers.hf_trainer import MODELS as NETS
+
+        head = (
+            f"transformers {result['transformers']} Trainer on "
+            f"{NETS[result.get('model', 'llama')]}, one optimizer step: "
+            f"{len(result['lengths'])} samples = per-device-batch-size "
+            f"{result['per_device_batch_size']} x ga-steps {result['ga_steps']} x world-size "
+            f"{result['world_size']}; case {result['case']}, average_tokens_across_devices="
+            f"{result['average_tokens_across_devices']}"
+        )
     lines = [
-        f"transformers {result['transformers']} Trainer on {NETS[result.get('model', 'llama')]}, "
-        "one optimizer step: "
-        f"{len(result['lengths'])} samples = per-device-batch-size "
-        f"{result['per_device_batch_size']} x ga-steps {result['ga_steps']} x world-size "
-        f"{result['world_size']}; case {result['case']}, average_tokens_across_devices="
-        f"{result['average_tokens_across_devices']}",
+        head,
         f"Weight of each sample in the step (sum over its tokens); predicted: lossviz's `{exp}` "
         f"model ({MODELS[exp]})",
         f"{'sample':>6} {'tokens':>6} {'rank':>4} {'mb':>3} {'measured':>9} {'predicted':>9} "
         f"{'full batch':>10} {'measured/full':>13}",
     ]
     ratios = []
+    ids = result.get("samples", range(len(result["lengths"])))  # the epoch's index of each sample
     for i, n in enumerate(result["lengths"]):
         r, k = where[i]
         m, p = d["measured_share"][i], d["predicted_share"][i]
         ratios.append(m / full[i])
         lines.append(
-            f"{i:>6} {n:>6} {r:>4} {k:>3} {m:>9.5f} {p:>9.5f} {full[i]:>10.5f} {ratios[-1]:>13.3f}"
+            f"{ids[i]:>6} {n:>6} {r:>4} {k:>3} {m:>9.5f} {p:>9.5f} {full[i]:>10.5f} {ratios[-1]:>13.3f}"
         )
     lines += [
         f"max |measured - predicted| per token: {d['max_rel_diff']:.1e} of the largest weight "
@@ -129,11 +156,59 @@ def report(result: dict) -> list[str]:
     return lines
 
 
+def _run_framework(args: argparse.Namespace) -> int:
+    """``--trainer lightning`` / ``accelerate``: one epoch over --lengths, a report per step."""
+    from ..distributed import DistributedRunError
+    from ..trainers import missing
+
+    package = {"lightning": "pytorch_lightning", "accelerate": "accelerate"}[args.trainer]
+    if missing("transformers", package):
+        print(
+            f"lossviz probe: error: --trainer {args.trainer} needs transformers and {package}: "
+            "pip install 'lossviz[trainers]'",
+            file=sys.stderr,
+        )
+        return 2
+    from ..trainers.frameworks import measure, step_report
+
+    setting = args.loop or {"lightning": "automatic", "accelerate": "accumulate"}[args.trainer]
+    per, need = args.per_device_batch_size * args.world_size, 0
+    try:
+        need = args.per_device_batch_size * args.ga_steps * args.world_size
+        lengths = args.lengths
+        if not (len(lengths) >= need and len(lengths) % per == 0):
+            lengths = _fill(lengths, need)
+            if not args.json:
+                print(f"--lengths repeated to fill the step's {need} samples: {lengths}")
+        result = measure(
+            args.trainer,
+            setting,
+            lengths,
+            per_device_batch_size=args.per_device_batch_size,
+            ga_steps=args.ga_steps,
+            world_size=args.world_size,
+            seed=args.seed,
+        )
+    except (ValueError, DistributedRunError) as err:
+        print(f"lossviz probe: error: {err}", file=sys.stderr)
+        return 2
+    steps = [step_report(result, s) for s in range(len(result["steps"]))]
+    if args.json:  # step 0 in today's shape, every step under "steps"
+        print(json.dumps(dict(steps[0], steps=steps), indent=1))
+    else:
+        for i, step in enumerate(steps):
+            print(("\n" if i else "") + "\n".join(report(step)))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Measure and print; 0 on success, 2 (with a message on stderr) on a bad setup or failure."""
     from tqdm.auto import tqdm
 
     from ..trainers import missing
+
+    if args.trainer != "transformers":
+        return _run_framework(args)
 
     if missing("transformers", "accelerate"):
         print(
