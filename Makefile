@@ -11,7 +11,7 @@ PORT ?= 8888
 # Jupyter refuses to run as root without this flag (containers, CI); other users never need it.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-fast test-notebooks test-portable test-browser lint format figures benchmarks version-table clean
+.PHONY: lab test test-fast test-notebooks test-portable test-browser lint format figures benchmarks version-table frameworks-table clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ benchmarks: $(STAMP)
 # Installs each transformers version under ~/.cache/lossviz (pip --target) and measures its Trainer.
 version-table: $(STAMP)
 	$(BIN)/python -m lossviz version-table
+
+# Runs PyTorch Lightning, accelerate and the transformers Trainer under the probe and rewrites the table.
+frameworks-table: $(STAMP)
+	$(BIN)/python -m lossviz frameworks-table
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
