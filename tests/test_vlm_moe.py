@@ -99,11 +99,26 @@ def test_qwen2_vl_gets_the_token_mean_as_shipped(vlm):
     assert r["model_accepts_loss_kwargs"] is True and "global" in r["matches"]
 
 
-def test_vlm_rows_name_each_rule(monkeypatch, vlm):
+@pytest.fixture(scope="module")
+def sft():
+    """TRL 1.16's SFTTrainer on the VLM and on a plain causal LM: one real step each."""
+    from lossviz.trainers.vlm import measure_sft_vlm
+
+    return {model: measure_sft_vlm(model) for model in ("vlm", "llm")}
+
+
+@pytest.fixture
+def measured_vlm_rows(monkeypatch, vlm, sft):
+    """:func:`vlm_rows` read off the module fixtures' real measurements (nothing measured twice)."""
     import lossviz.trainers.vlm as mod
 
-    monkeypatch.setattr(mod, "measure_vlm", lambda seed=0: vlm)  # the fixture's real measurement
-    rows = vlm_rows()
+    monkeypatch.setattr(mod, "measure_vlm", lambda seed=0: vlm)
+    monkeypatch.setattr(mod, "measure_sft_vlm", lambda model, seed=0: sft[model])
+    return vlm_rows()
+
+
+def test_vlm_rows_name_each_rule(measured_vlm_rows):
+    rows = measured_vlm_rows
     assert [r["version"] for r in rows] == ["5.24.0"] * 5 + ["1.16.0"] * 2
     naive = [r["per_token_weight"].startswith("each micro-batch's own") for r in rows]
     assert naive == [True, False, False, False, False, True, False]
@@ -119,8 +134,23 @@ def test_probe_cli_selects_the_vlm(capsys):
     assert "llama model only" in capsys.readouterr().err
 
 
-def test_moe_aux_keeps_its_full_coefficient_in_every_micro_batch():
-    (m,) = measure_aux(coef=0.5, world_size=1)
+@pytest.fixture(scope="module")
+def moe_one():
+    """The MoE aux loss measured on 1 rank (coefficient 0.5 and 0)."""
+    return measure_aux(coef=0.5, world_size=1)
+
+
+@pytest.fixture(scope="module")
+def moe_two():
+    """The same on 2 gloo ranks, with and without average_tokens_across_devices; no rank left."""
+    before = set(_live_children())
+    out = measure_aux(coef=0.5, world_size=2, average_tokens_across_devices=(True, False))
+    assert set(_live_children()) <= before  # both ranks ended
+    return out
+
+
+def test_moe_aux_keeps_its_full_coefficient_in_every_micro_batch(moe_one):
+    (m,) = moe_one
     assert m["ce_expected"] == "global" and "global" in m["ce"] and m["ce_max_residual"] < 1e-5
     # d step / d router = c' * sum_k d aux_k: c' = c, so K = 2 micro-batches weigh the mean aux 2c
     assert abs(m["per_coef"] - 1) < 1e-5 and m["residual"] < 1e-4
@@ -128,10 +158,8 @@ def test_moe_aux_keeps_its_full_coefficient_in_every_micro_batch():
 
 
 @pytest.mark.distributed
-def test_moe_aux_grows_with_the_ranks_under_average_tokens_across_devices():
-    before = set(_live_children())
-    on, off = measure_aux(coef=0.5, world_size=2, average_tokens_across_devices=(True, False))
-    assert set(_live_children()) <= before  # both ranks ended
+def test_moe_aux_grows_with_the_ranks_under_average_tokens_across_devices(moe_two):
+    on, off = moe_two
     # the returned loss, aux included, x R (issue 48690): c per micro-batch, 4c on the mean
     assert on["average_tokens_across_devices"] is True and on["ce"] == ["global"]
     assert abs(on["per_coef"] - 1) < 1e-5 and abs(on["on_mean"] - 4) < 1e-4
@@ -152,8 +180,8 @@ def test_aux_coefficient_is_a_least_squares_projection():
         measure_aux(coef=0.0)
 
 
-def test_moe_rows_without_ranks():
-    (row,) = moe_rows(world_size=1)
+def test_moe_rows_without_ranks(moe_one):
+    (row,) = moe_rows(world_size=1, measured=(moe_one, []))
     assert row["framework"] == "transformers Trainer" and row["version"] == "5.24.0"
     assert row["aux_loss"].startswith("c' = 1 c per micro-batch: 2 c on the mean")
 
@@ -175,15 +203,28 @@ def test_a_step_with_an_image_in_every_sample_weighs_the_same_way(setting):
             assert all(abs(w * n * K - 1) < 1e-6 for w in row)
 
 
-def test_trl_sft_inherits_the_vlm_weighting():
+def test_trl_sft_inherits_the_vlm_weighting(sft):
     """TRL 1.16's SFTTrainer divides by num_items_in_batch only when the Trainer counted it."""
-    from lossviz.trainers.vlm import measure_sft_vlm
-
     for model, split in (("vlm", [1 / 2, 1 / 2]), ("llm", [13 / 21, 8 / 21])):
-        r = measure_sft_vlm(model)
+        r = sft[model]
         assert r["trl"] == "1.16.0" and r["model_accepts_loss_kwargs"] is (model == "llm")
         assert [[n for n, _, _ in mb] for mb in r["micro_batches"]] == [[10, 3], [2, 6]]
         shares = [sum(w for _, w, _ in mb) for mb in r["micro_batches"]]
         assert all(abs(a - b) < 1e-6 for a, b in zip(shares, split, strict=True))
         # every trained token of a row weighs the same
         assert all(spread < 1e-9 for mb in r["micro_batches"] for _, _, spread in mb)
+
+
+@pytest.mark.distributed
+def test_the_cached_model_rows_of_the_table_are_what_the_pinned_versions_measure_now(
+    measured_vlm_rows, moe_one, moe_two
+):
+    from lossviz.trainers.frameworks import load_table, model_path_rows
+
+    fresh = model_path_rows(measured_vlm_rows, moe_rows(measured=(moe_one, moe_two)))
+    cached = load_table()["model_rows"]
+    assert fresh == cached, "run `python -m lossviz frameworks-table`"
+    by_key = {r["key"]: r for r in cached}
+    assert by_key["transformers/vlm_0"]["weight_model"] == "naive"
+    assert by_key["transformers/moe_1"]["aux_rule"].startswith("c' = 1 c per micro-batch: 4 c")
+    assert "1/(K·R) = 1/4" in by_key["transformers/moe_1"]["fix"]

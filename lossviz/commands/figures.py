@@ -54,7 +54,8 @@ def _frameworks() -> Figure:
     from ..plots.frameworks import frameworks_figure
     from ..trainers.frameworks import load_table
 
-    return frameworks_figure(load_table()["rows"], dpi=DPI)
+    table = load_table()
+    return frameworks_figure(table["rows"] + table.get("model_rows", []), dpi=DPI)
 
 
 FIGURES: list[tuple[str, Callable[[], Figure]]] = [

@@ -1,6 +1,7 @@
 """``lossviz frameworks-table``: measure every framework setting of the table across frameworks
 (the transformers Trainer, PyTorch Lightning, accelerate's plain loop, its documented token-count
-recipe and the recipe's fix) on the tiny model, in one process and on 2 gloo ranks, and rewrite the
+recipe and the recipe's fix) on the tiny model, in one process and on 2 gloo ranks, and the
+Trainer on a vision-language and a mixture-of-experts model (its router aux loss), and rewrite the
 cached table the notebooks and the README figure read (``lossviz/data/frameworks.json``)."""
 
 from __future__ import annotations
@@ -53,5 +54,7 @@ def run(args: argparse.Namespace) -> int:
             f"last window {row['last_window_model']} (total {row['last_window_total']:.3f}); "
             f"2 ranks {row['dp_model']}"
         )
+    for row in table["model_rows"]:
+        print(f"{row['framework']} {row['version']} ({row['label']}): {row['weight_model']}")
     print(f"wrote {path}")
     return 0

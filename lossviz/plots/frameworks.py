@@ -18,7 +18,7 @@ from .probe import MODEL_COLORS
 
 __all__ = ["COLUMNS", "FRAMEWORK_COLORS", "frameworks_figure"]
 
-FRAMEWORK_COLORS = dict(MODEL_COLORS, naive_configured="#fc8d62", none="#dddddd")
+FRAMEWORK_COLORS = dict(MODEL_COLORS, naive_configured="#fc8d62", none="#dddddd", read="#ffffff")
 _SHORT = {
     "global": "token mean of the step",
     "global_overcount": "token mean, +1 token per row",
@@ -29,6 +29,7 @@ _SHORT = {
     "unscaled": "micro-batch means, not / K",
     "sum": "sum / K",
     "none": "no lossviz model",
+    "read": "read from the source, not measured here",
 }
 # (header, the row's text key, the row's model key or None for an uncoloured cell, wrap width)
 COLUMNS = (
@@ -37,8 +38,9 @@ COLUMNS = (
     ("each token's weight\n(K micro-batches)", "weight_rule", "weight_model", 24),
     ("short last window\n(k < K batches)", "last_window_rule", "last_window_model", 26),
     ("2 ranks (DDP, gloo)", "dp_rule", "dp_model", 24),
+    ("router aux loss\n(coefficient c)", "aux_rule", None, 22),
 )
-_WIDTHS = (1.3, 2.0, 2.2, 2.4, 2.2)
+_WIDTHS = (1.3, 2.0, 2.2, 2.4, 2.2, 2.0)
 
 
 def _cell_text(row: dict, key: str, width: int) -> str:

@@ -691,6 +691,105 @@ ROWS: list[Row] = [
 ]
 
 
+# The Trainer on models it takes another path for (lossviz.trainers.vlm, lossviz.trainers.moe):
+# one process under GA for the vision-language models, 1 and 2 gloo ranks for the MoE aux loss.
+_VLM_FIX = (
+    "set model.accepts_loss_kwargs = True, or trainer.model_accepts_loss_kwargs = True, or pass a "
+    "compute_loss_func that divides the summed loss by num_items_in_batch (each measured: 1/N)"
+)
+
+
+def _weight_model(words: str) -> str:
+    """The lossviz model a VLM/MoE row's per-token rule names."""
+    if "micro-batch" in words:
+        return "naive"
+    return "local" if "each rank" in words else "global"
+
+
+def model_path_rows(vlm: list[dict], moe: list[dict]) -> list[dict]:
+    """The table rows of :func:`lossviz.trainers.vlm.vlm_rows` and
+    :func:`lossviz.trainers.moe.moe_rows`, in the columns of :data:`ROWS`' rows plus the aux rule.
+
+    Cells that were read from the source rather than measured say so (and are drawn uncoloured:
+    model ``"read"``); no rounding-level number is kept (the aux factors are printed to 3 digits).
+    """
+    out = []
+    for i, r in enumerate(vlm):
+        model = _weight_model(r["per_token_weight"])
+        trl = r["framework"].startswith("TRL")
+        fix = (
+            "nothing to fix: every token of the step weighs 1/N" if model == "global" else _VLM_FIX
+        )
+        if trl and model != "global":
+            fix = "as for the Trainer (TRL's SFTTrainer inherits the model's flag)"
+        out.append(
+            {
+                "key": f"{'trl' if trl else 'transformers'}/vlm_{i}",
+                "framework": r["framework"],
+                "label": r["setting"],
+                "package": "trl" if trl else "transformers",
+                "version": r["version"],
+                "setting": r["setting"],
+                "weight_model": model,
+                "weight_rule": RULES[model],
+                "last_window_model": "read",
+                "last_window_total": None,
+                "last_window_rule": r["last_window"] + " (read from the source)",
+                "dp_model": "read",
+                "dp_last_window_model": "read",
+                "dp_rule": r["data_parallel"] + " (read from the source)",
+                "dp_dealing": "",
+                "dp_gradient_matches": None,
+                "aux_rule": "no router loss (dense model)",
+                "fix": fix,
+                "source": "https://github.com/huggingface/transformers/blob/v5.24.0/src/"
+                "transformers/trainer.py",
+                "max_residual_below_1e-5": r["measured"].get("max_residual", 0.0) < 1e-5,
+            }
+        )
+    for i, r in enumerate(moe):
+        m = r["measured"]
+        K, R = m["ga_steps"], m["world_size"]
+        model = m["ce_expected"] if m["ce_expected"] in m["ce"] else m["ce"][0]
+        scale = f"1/(K·R) = 1/{K * R}" if m["average_tokens_across_devices"] else f"1/K = 1/{K}"
+        out.append(
+            {
+                "key": f"transformers/moe_{i}",
+                "framework": r["framework"],
+                "label": r["setting"],
+                "package": "transformers",
+                "version": r["version"],
+                "setting": r["setting"],
+                "weight_model": model,
+                "weight_rule": RULES[model],
+                "last_window_model": "read",
+                "last_window_total": None,
+                "last_window_rule": r["last_window"],
+                "dp_model": model if R > 1 else "read",
+                "dp_last_window_model": "read",
+                "dp_rule": r["data_parallel"] if R > 1 else "one rank: see the next rows",
+                "dp_dealing": "",
+                "dp_gradient_matches": None,
+                "aux_rule": r["aux_loss"],
+                "fix": (
+                    f"scale router_aux_loss_coef by {scale} for the aux to weigh c on the mean of "
+                    "the step's micro-batches, as in a single batch"
+                ),
+                "source": "https://github.com/huggingface/transformers/issues/48690",
+                "max_residual_below_1e-5": m["ce_max_residual"] < 1e-5,
+            }
+        )
+    return out
+
+
+def measure_model_path_rows(timeout: float = 240.0) -> list[dict]:
+    """:func:`model_path_rows` measured now: a VLM and an MoE model in the real ``Trainer``."""
+    from .moe import moe_rows
+    from .vlm import vlm_rows
+
+    return model_path_rows(vlm_rows(), moe_rows(timeout=timeout))
+
+
 def measure_rows(
     rows: Sequence[Row] | None = None, *, timeout: float = 240.0
 ) -> list[tuple[dict, list[dict]]]:
@@ -715,8 +814,9 @@ def table_rows(rows: Sequence[Row] | None = None, *, timeout: float = 240.0) -> 
     return [row for row, _ in measure_rows(rows, timeout=timeout)]
 
 
-def table_from_rows(rows: list[dict]) -> dict:
-    """The cached table's shape around measured rows: ``{"setup", "torch", "rules", "rows"}``."""
+def table_from_rows(rows: list[dict], model_rows: list[dict] | None = None) -> dict:
+    """The cached table's shape around measured rows: ``{"setup", "torch", "rules", "rows",
+    "model_rows"}`` (``model_rows``: :func:`model_path_rows`, the VLM and MoE rows)."""
     import torch
 
     return {
@@ -724,13 +824,14 @@ def table_from_rows(rows: list[dict]) -> dict:
         "torch": torch.__version__.split("+")[0],
         "rules": RULES,
         "rows": rows,
+        "model_rows": list(model_rows or []),
     }
 
 
 def build_table(rows: Sequence[Row] | None = None, *, timeout: float = 240.0) -> dict:
-    """The whole table: ``{"setup", "torch", "rules", "rows"}`` (JSON-ready, no rounding-level
-    number: totals to 3 decimals, gradient checks as booleans)."""
-    return table_from_rows(table_rows(rows, timeout=timeout))
+    """The whole table: ``{"setup", "torch", "rules", "rows", "model_rows"}`` (JSON-ready, no
+    rounding-level number: totals to 3 decimals, gradient checks as booleans)."""
+    return table_from_rows(table_rows(rows, timeout=timeout), measure_model_path_rows(timeout))
 
 
 def load_table(path: str | os.PathLike | None = None) -> dict:

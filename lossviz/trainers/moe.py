@@ -120,21 +120,29 @@ def measure_aux(
     return out
 
 
-def moe_rows(world_size: int = 2, timeout: float = 180.0) -> list[dict]:
+def moe_rows(
+    world_size: int = 2,
+    timeout: float = 180.0,
+    measured: tuple[list[dict], list[dict]] | None = None,
+) -> list[dict]:
     """The measured rows of the cross-framework table for the MoE aux loss in the ``Trainer``.
 
     Runs :func:`measure_aux` on 1 rank and on ``world_size`` gloo ranks with and without
-    ``average_tokens_across_devices``; each row: ``framework, version, setting, per_token_weight,
+    ``average_tokens_across_devices`` (or reads ``measured = (one_rank, several_ranks)``, the
+    results of those calls); each row: ``framework, version, setting, per_token_weight,
     last_window, data_parallel, aux_loss, measured``.
     """
-    one = measure_aux(world_size=1)
-    many = (
-        measure_aux(
-            world_size=world_size, average_tokens_across_devices=(True, False), timeout=timeout
+    if measured is not None:
+        one, many = measured
+    else:
+        one = measure_aux(world_size=1)
+        many = (
+            measure_aux(
+                world_size=world_size, average_tokens_across_devices=(True, False), timeout=timeout
+            )
+            if world_size > 1
+            else []
         )
-        if world_size > 1
-        else []
-    )
     rows = []
     for m in one + many:
         K, R = m["ga_steps"], m["world_size"]

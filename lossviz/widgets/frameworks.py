@@ -20,12 +20,15 @@ __all__ = ["framework_choices", "framework_picker", "render_framework"]
 def framework_choices(table: dict) -> list[tuple[str, str]]:
     """``[(label, key)]`` of the table's rows, for a dropdown: ``"PyTorch Lightning 2.6.6:
     automatic optimization"`` -> ``"lightning/automatic"``."""
-    return [(f"{r['framework']} {r['version']}: {r['label']}", r["key"]) for r in table["rows"]]
+    return [
+        (f"{r['framework']} {r['version']}: {r['label']}", r["key"])
+        for r in table["rows"] + table.get("model_rows", [])
+    ]
 
 
 def render_framework(key: str, table: dict) -> str:
     """The HTML of one row: the per-token rule, the short last window, 2 ranks, the one-line fix."""
-    rows = {r["key"]: r for r in table["rows"]}
+    rows = {r["key"]: r for r in table["rows"] + table.get("model_rows", [])}
     if key not in rows:
         return (
             "<p>Choose one of the measured settings: "
@@ -33,17 +36,19 @@ def render_framework(key: str, table: dict) -> str:
             + "</p>"
         )
     r = rows[key]
-    ok = "green" if r["weight_model"] == "global" and r["last_window_model"] == "global" else "#b35"
-    grad = (
-        "the parameters' gradient on both ranks equals that of sum(W·l) for this rule"
-        if r["dp_gradient_matches"]
-        else "the parameters' gradient does NOT match this rule"
-    )
+    good = r["weight_model"] == "global" and r["last_window_model"] in ("global", "read")
+    ok = "green" if good else "#b35"
+    grad = {
+        True: "; the parameters' gradient on both ranks equals that of sum(W·l) for this rule",
+        False: "; the parameters' gradient does NOT match this rule",
+        None: "",  # a row whose data-parallel cell was not measured on parameter gradients
+    }[r["dp_gradient_matches"]]
+    dealt = f"; data dealt {r['dp_dealing']}" if r["dp_dealing"] else ""
     cells = [
         ("setting", r["setting"]),
         ("each token's weight", r["weight_rule"]),
         ("short last window", r["last_window_rule"]),
-        ("2 ranks (DDP)", f"{r['dp_rule']}; data dealt {r['dp_dealing']}; {grad}"),
+        ("2 ranks (DDP)", f"{r['dp_rule']}{dealt}{grad}"),
         ("auxiliary loss", r["aux_rule"]),
     ]
     body = "".join(
