@@ -55,6 +55,17 @@ def test_the_static_picture_stays_the_opening_one_after_a_control_moves():
     assert explorer.out.outputs[0]["data"]["image/png"] != base64.b64encode(opening).decode()
 
 
+def test_the_framework_picker_carries_its_opening_row_as_html():
+    from lossviz.trainers.frameworks import load_table
+    from lossviz.widgets.frameworks import framework_picker
+
+    picker = framework_picker(load_table())
+    data = picker._repr_mimebundle_()
+    data = data[0] if isinstance(data, tuple) else data
+    assert WIDGET_VIEW in data and data["text/html"] == picker.children[1].value
+    assert "The one-line fix" in data["text/html"]
+
+
 def test_an_explorer_that_opens_without_a_figure_offers_no_static_picture():
     explorer = Explorer(lambda x: View(text=f"x = {x}"), {"x": W.IntSlider(1, 0, 3)})
     data = explorer._repr_mimebundle_()
@@ -62,13 +73,17 @@ def test_an_explorer_that_opens_without_a_figure_offers_no_static_picture():
     assert explorer.static_png() is None and "image/png" not in data
 
 
+STATIC = {"image/png", "text/html"}  # what GitHub and nbviewer draw in a widget's place
+
+
 def stored_explorers_without_a_picture(nb: dict) -> list[int]:
-    """Indices of code cells whose stored output shows a widget but no ``image/png`` beside it."""
+    """Indices of code cells whose stored output shows a widget with no static picture beside it
+    (``image/png``, or ``text/html`` for a picker whose opening state is a table)."""
     missing = []
     for i, cell in enumerate(nb["cells"]):
         for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
             data = out.get("data", {})
-            if WIDGET_VIEW in data and "image/png" not in data:
+            if WIDGET_VIEW in data and not STATIC & set(data):
                 missing.append(i)
     return missing
 

@@ -24,7 +24,16 @@ from PIL import Image
 
 from .. import checks
 
-__all__ = ["View", "EdgeCase", "Explorer", "Canvas", "figure_png", "check_finite", "parse_list"]
+__all__ = [
+    "View",
+    "EdgeCase",
+    "Explorer",
+    "Canvas",
+    "StaticVBox",
+    "figure_png",
+    "check_finite",
+    "parse_list",
+]
 
 
 class EdgeCase(Exception):
@@ -231,4 +240,22 @@ class Explorer:
         if self._static_png is not None:
             data = {**data, "image/png": base64.b64encode(self._static_png).decode("ascii")}
             data["text/plain"] = "Interactive explorer (run the notebook to move its controls)"
+        return (data, metadata) if isinstance(bundle, tuple) else data
+
+
+class StaticVBox(W.VBox):
+    """A ``VBox`` that also carries its opening state as HTML, for a reader without a kernel.
+
+    The same rule as :meth:`Explorer._repr_mimebundle_`: a live lab renders the widget view (the
+    richer type), GitHub, nbviewer and static exports render ``static_html``.
+    """
+
+    def __init__(self, children, *, static_html: str, **kwargs) -> None:
+        super().__init__(children, **kwargs)
+        self._static_html = static_html
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        data = {**data, "text/html": self._static_html}
         return (data, metadata) if isinstance(bundle, tuple) else data

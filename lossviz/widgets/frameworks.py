@@ -13,6 +13,7 @@ import html
 import ipywidgets as W
 
 from ..trainers.frameworks import load_table
+from .base import StaticVBox
 
 __all__ = ["framework_choices", "framework_picker", "render_framework"]
 
@@ -65,7 +66,7 @@ def render_framework(key: str, table: dict) -> str:
     )
 
 
-def framework_picker(table: dict | None = None) -> W.VBox:
+def framework_picker(table: dict | None = None) -> StaticVBox:
     """A dropdown of the measured settings and the chosen one's row (see :func:`render_framework`)."""
     table = load_table() if table is None else table
     choices = framework_choices(table)
@@ -82,4 +83,4 @@ def framework_picker(table: dict | None = None) -> W.VBox:
         out.value = render_framework(change["new"], table)
 
     pick.observe(on_change, names="value")
-    return W.VBox([pick, out])
+    return StaticVBox([pick, out], static_html=out.value)
