@@ -349,3 +349,87 @@ def policy_loss(
     adv = _advantages(advantages, w.shape[0], dtype).to(logp.device)
     per_token = -adv.unsqueeze(1) * torch.exp(delta)
     return (w * per_token).sum().to(logp.dtype)  # finite at padding: delta is 0 there
+
+
+# --- the RL primer's pieces: group-relative advantages, the clip factor g(r), the per-token push ---
+__all__ += ["STD_KINDS", "clip_factor", "group_advantages", "token_push"]
+
+STD_KINDS = ("none", "unbiased", "biased")
+
+
+def group_advantages(
+    rewards: torch.Tensor | list[float], group_size: int, *, std: str = "none", eps: float = 1e-4
+) -> torch.Tensor:
+    """``A_b = reward_b - mean_group(reward)``, optionally divided by ``std_group + eps``: ``[B]``.
+
+    ``rewards: [B]``, ``B = prompts * G`` with the ``G = group_size`` answers of one prompt adjacent.
+    ``std``: ``"none"`` (Dr. GRPO), ``"unbiased"`` (divides the squared deviations by ``G - 1``: TRL
+    1.16's ``scale_rewards="group"`` with ``eps = 1e-4``, verl 0.9.1's GRPO with ``eps = 1e-6``) or
+    ``"biased"`` (divides by ``G``). A group whose rewards are all equal gets ``A = 0``.
+    """
+    g = integer("group_size", group_size, low=2)
+    if std not in STD_KINDS:
+        raise ValueError(f"std must be one of {STD_KINDS}, got {std!r}")
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    if r.dim() != 1 or r.numel() == 0 or r.numel() % g:
+        raise ValueError(
+            f"rewards must be [B] with B a multiple of group_size={g}, got shape {tuple(r.shape)}"
+        )
+    if not bool(torch.isfinite(r).all()):
+        raise ValueError(f"rewards must be finite, got {r.tolist()}")
+    eps = number("eps", eps, low=0.0)
+    groups = r.view(-1, g)
+    a = groups - groups.mean(dim=1, keepdim=True)
+    if std != "none":
+        s = groups.std(dim=1, keepdim=True, correction=1 if std == "unbiased" else 0)
+        a = torch.where(s + eps > 0, a / (s + eps), torch.zeros_like(a))
+    return a.reshape(-1)
+
+
+def clip_factor(
+    ratio: torch.Tensor,
+    advantages: torch.Tensor | list[float],
+    *,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+) -> torch.Tensor:
+    """``g(r): [B, T]``, PPO's clipped-ratio factor: ``r``, or 0 where the clip holds the loss flat.
+
+    The per-token loss ``-min(r·A, clip(r, 1-eps, 1+eps_high)·A)`` has ``dl/dlog π = -A·g(r)`` with
+    ``g = 0`` for ``A > 0, r > 1 + eps_high`` and for ``A < 0, r < 1 - eps``, else ``g = r``.
+    ``ratio: [B, T]`` (``π_θ / π_old`` per token), ``advantages: [B]``; ``eps_high`` defaults to ``eps``.
+    """
+    r = torch.as_tensor(ratio)
+    if r.dim() != 2:
+        raise ValueError(f"ratio must be [B, T], got shape {tuple(r.shape)}")
+    r = r.to(float_dtype(r.dtype))
+    adv = _advantages(advantages, r.shape[0], r.dtype).unsqueeze(1)
+    low = number("epsilon", epsilon, low=0.0)
+    high = low if epsilon_high is None else number("epsilon_high", epsilon_high, low=0.0)
+    clipped = ((adv > 0) & (r > 1 + high)) | ((adv < 0) & (r < 1 - low))
+    return torch.where(clipped, torch.zeros_like(r), r)
+
+
+def token_push(
+    weights: torch.Tensor,
+    advantages: torch.Tensor | list[float],
+    factor: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The per-token push ``-dL/dlog π[b, t] = A_b · W[b, t] · g[b, t]``: ``[B, T]``, > 0 pushes up.
+
+    ``L = Σ W·l`` with ``l = -A·r`` (clipped or not) has ``dL/dlog π = -A·W·g(r)``; the push is its
+    negative, so a token of a better-than-average answer (``A > 0``) is pushed up. ``weights: [B, T]``
+    (``W``, e.g. :func:`mode_weights`), ``advantages: [B]``, ``factor: [B, T]`` (``g``; default 1, on
+    policy).
+    """
+    w = torch.as_tensor(weights)
+    if w.dim() != 2:
+        raise ValueError(f"weights must be [B, T], got shape {tuple(w.shape)}")
+    w = w.to(float_dtype(w.dtype))
+    adv = _advantages(advantages, w.shape[0], w.dtype).unsqueeze(1)
+    g = torch.ones_like(w) if factor is None else torch.as_tensor(factor).to(w.dtype)
+    if g.shape != w.shape:
+        raise ValueError(
+            f"factor must have the weights' shape {tuple(w.shape)}, got {tuple(g.shape)}"
+        )
+    return adv * w * g + 0.0  # + 0.0 turns -0.0 (a padding weight times A < 0) into 0.0
