@@ -4,18 +4,18 @@ A policy-gradient loss is a per-token loss ``l[b, t] = -A_b * ratio[b, t]`` (plu
 aggregated with a weight matrix ``W`` exactly like the SFT losses: ``L = sum_{b,t} W[b, t] * l[b, t]``.
 The projects name their aggregations differently; each name is one lossviz reduction. ``B`` responses
 in the micro-batch, ``B'`` of them non-empty, ``n_b`` tokens of response b, ``N = sum_b n_b``, ``T`` the
-padded response length, ``L_max`` TRL's ``max_completion_length``, ``G`` its gradient-accumulation steps.
+padded response length, ``C`` TRL's ``max_completion_length``, ``K`` its gradient-accumulation steps.
 Measured on TRL 1.16.0 and verl 0.9.1 (tests/test_trl_grpo.py, tests/test_verl.py), one process:
 
 =====================================  ====================  =====================  ===================
 project name                           W[b, t]               lossviz reduction      paper
 =====================================  ====================  =====================  ===================
-TRL ``grpo``, ``sapo``, GSPO           m / (n_b * B * G)     sample_mean            GRPO, SAPO, GSPO
-TRL ``bnpo``                           m / (N * G)           token_mean
+TRL ``grpo``, ``sapo``, GSPO           m / (n_b * B * K)     sample_mean            GRPO, SAPO, GSPO
+TRL ``bnpo``                           m / (N * K)           token_mean
 TRL ``dapo`` (default), ``cispo``,     m / N_gen             token_mean             DAPO, MiniMax-M1,
 ``vespo``                                                                           VESPO
-TRL ``dr_grpo``                        m / (B * L_max * G)   constant_norm          Dr. GRPO
-TRL ``luspo``                          m / (B * G)           seq_mean_token_sum     LUSPO
+TRL ``dr_grpo``                        m / (B * C * K)       constant_norm          Dr. GRPO
+TRL ``luspo``                          m / (B * K)           seq_mean_token_sum     LUSPO
 verl ``token-mean``                    m / N                 token_mean             DAPO
 verl ``token-sum``                     m                     sum
 verl ``seq-mean-token-mean``           m / (n_b * B')        sample_mean            GRPO
@@ -24,10 +24,10 @@ verl ``seq-mean-token-sum-norm``       m / (B' * C)          constant_norm      
 =====================================  ====================  =====================  ===================
 
 TRL (``_compute_loss`` in ``trl/trainer/grpo_trainer.py``) divides ``grpo``, ``sapo``, ``bnpo``,
-``dr_grpo`` and ``luspo`` by ``G``; ``dapo``, ``cispo`` and ``vespo`` divide by ``num_items_in_batch /
-num_processes * G / steps_per_generation`` where ``num_items_in_batch`` counts the completion tokens of
-the whole generation batch on all processes: with the default ``steps_per_generation = G`` that is
-``N_gen / P`` per micro-batch, so after summing the ``G`` micro-batches and DDP's average over the ``P``
+``dr_grpo`` and ``luspo`` by ``K``; ``dapo``, ``cispo`` and ``vespo`` divide by ``num_items_in_batch /
+num_processes * K / steps_per_generation`` where ``num_items_in_batch`` counts the completion tokens of
+the whole generation batch on all processes: with the default ``steps_per_generation = K`` that is
+``N_gen / P`` per micro-batch, so after summing the ``K`` micro-batches and DDP's average over the ``P``
 processes every token weighs ``1 / N_gen``. GSPO is ``importance_sampling_level="sequence"``; at ratio 1
 its gradient equals ``grpo``'s. The ratio enters through each type's gate (:mod:`lossviz.rl_ratio`):
 ``cispo`` multiplies by ``min(ratio, epsilon_high)``, which defaults to ``epsilon = 0.2``.
@@ -36,7 +36,7 @@ verl 0.9.1 (``agg_loss`` in ``verl/trainer/ppo/core_algos.py``) divides by globa
 ``global_batch_info``: ``batch_num_tokens`` (tokens of the mini-batch on all ranks), ``global_batch_size``
 (its responses) and multiplies by ``dp_size``; without them (one rank) they are this micro-batch's ``N``
 and ``B'``. ``seq-mean-token-sum-norm`` divides the sequence mean by ``C = loss_scale_factor``, or the
-padded width ``T`` when that is unset: it *has* a ``1/B'``, so with ``C = L_max`` it equals TRL's
+padded width ``T`` when that is unset: it *has* a ``1/B'``, so with ``C = max_completion_length`` it equals TRL's
 ``dr_grpo`` (the earlier verl source this suite read divided by ``T`` only). For an empty response TRL
 counts the row in ``B`` (it clamps ``n_b`` at 1); verl and lossviz leave it out of ``B'``.
 """
@@ -90,10 +90,10 @@ class RLMode:
 _TRL, _VERL = "loss_type", "loss_agg_mode"
 _MODES = (
     RLMode(
-        "TRL", "grpo", _TRL, "sample_mean", "n_b per response, then B, then G", weight="m/(n_b·B·G)"
+        "TRL", "grpo", _TRL, "sample_mean", "n_b per response, then B, then K", weight="m/(n_b·B·K)"
     ),
     RLMode(
-        "TRL", "bnpo", _TRL, "token_mean", "N tokens of this micro-batch, then G", weight="m/(N·G)"
+        "TRL", "bnpo", _TRL, "token_mean", "N tokens of this micro-batch, then K", weight="m/(N·K)"
     ),
     RLMode(
         "TRL",
@@ -109,9 +109,9 @@ _MODES = (
         "dr_grpo",
         _TRL,
         "constant_norm",
-        "B * max_completion_length, then G",
+        "B * C, C = max_completion_length, then K",
         True,
-        weight="m/(B·L_max·G)",
+        weight="m/(B·C·K)",
     ),
     RLMode(
         "TRL",
@@ -123,9 +123,9 @@ _MODES = (
         weight="m/N_gen",
     ),
     RLMode(
-        "TRL", "sapo", _TRL, "sample_mean", "n_b per response, then B, then G", weight="m/(n_b·B·G)"
+        "TRL", "sapo", _TRL, "sample_mean", "n_b per response, then B, then K", weight="m/(n_b·B·K)"
     ),
-    RLMode("TRL", "luspo", _TRL, "seq_mean_token_sum", "B responses, then G", weight="m/(B·G)"),
+    RLMode("TRL", "luspo", _TRL, "seq_mean_token_sum", "B responses, then K", weight="m/(B·K)"),
     RLMode(
         "TRL",
         "vespo",
@@ -140,9 +140,9 @@ _MODES = (
         "gspo",
         "importance_sampling_level",
         "sample_mean",
-        "n_b per response, then B, then G",
+        "n_b per response, then B, then K",
         setting='loss_type=grpo, importance_sampling_level="sequence"',
-        weight="m/(n_b·B·G)",
+        weight="m/(n_b·B·K)",
     ),
     RLMode(
         "verl", "token-mean", _VERL, "token_mean", "N tokens (global)", scaling="verl", weight="m/N"
