@@ -36,9 +36,9 @@ verl 0.9.1 (``agg_loss`` in ``verl/trainer/ppo/core_algos.py``) divides by globa
 ``global_batch_info``: ``batch_num_tokens`` (tokens of the mini-batch on all ranks), ``global_batch_size``
 (its responses) and multiplies by ``dp_size``; without them (one rank) they are this micro-batch's ``N``
 and ``B'``. ``seq-mean-token-sum-norm`` divides the sequence mean by ``C = loss_scale_factor``, or the
-padded width ``T`` when that is unset: it *has* a ``1/B'``, so with ``C = max_completion_length`` it equals TRL's
-``dr_grpo`` (the earlier verl source this suite read divided by ``T`` only). For an empty response TRL
-counts the row in ``B`` (it clamps ``n_b`` at 1); verl and lossviz leave it out of ``B'``.
+padded width ``T`` when that is unset: it *has* a ``1/B'``, so with ``C = max_completion_length`` it
+equals TRL's ``dr_grpo`` (the earlier verl source this suite read divided by ``T`` only). For an empty
+response TRL counts the row in ``B`` (it clamps ``n_b`` at 1); verl and lossviz leave it out of ``B'``.
 """
 
 from __future__ import annotations
