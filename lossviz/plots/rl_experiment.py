@@ -277,8 +277,8 @@ def rl_figure(results: dict, *, window: int = 10) -> Figure:
     axes[0].legend(fontsize=7, frameon=False, loc="best")
     fig.suptitle(
         f"Tiny policy, reverse task: {cfg['prompts']} prompts x G={cfg['group']} answers per step, "
-        f"length limit {cfg['max_new']}; mean of {len(seeds)} seeds (line), their range (band), "
-        f"{window}-step moving average",
+        f"length limit {cfg['max_new']}\nline: mean of {len(seeds)} seeds, band: their range "
+        f"({window}-step moving average)",
         fontsize=8,
     )
     return fig
