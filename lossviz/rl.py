@@ -4,18 +4,18 @@ A policy-gradient loss is a per-token loss ``l[b, t] = -A_b * ratio[b, t]`` (plu
 aggregated with a weight matrix ``W`` exactly like the SFT losses: ``L = sum_{b,t} W[b, t] * l[b, t]``.
 The projects name their aggregations differently; each name is one lossviz reduction. ``B`` responses
 in the micro-batch, ``B'`` of them non-empty, ``n_b`` tokens of response b, ``N = sum_b n_b``, ``T`` the
-padded response length, ``L_max`` TRL's ``max_completion_length``, ``G`` its gradient-accumulation steps.
+padded response length, ``C`` TRL's ``max_completion_length``, ``K`` its gradient-accumulation steps.
 Measured on TRL 1.16.0 and verl 0.9.1 (tests/test_trl_grpo.py, tests/test_verl.py), one process:
 
 =====================================  ====================  =====================  ===================
 project name                           W[b, t]               lossviz reduction      paper
 =====================================  ====================  =====================  ===================
-TRL ``grpo``, ``sapo``, GSPO           m / (n_b * B * G)     sample_mean            GRPO, SAPO, GSPO
-TRL ``bnpo``                           m / (N * G)           token_mean
+TRL ``grpo``, ``sapo``, GSPO           m / (n_b * B * K)     sample_mean            GRPO, SAPO, GSPO
+TRL ``bnpo``                           m / (N * K)           token_mean
 TRL ``dapo`` (default), ``cispo``,     m / N_gen             token_mean             DAPO, MiniMax-M1,
 ``vespo``                                                                           VESPO
-TRL ``dr_grpo``                        m / (B * L_max * G)   constant_norm          Dr. GRPO
-TRL ``luspo``                          m / (B * G)           seq_mean_token_sum     LUSPO
+TRL ``dr_grpo``                        m / (B * C * K)       constant_norm          Dr. GRPO
+TRL ``luspo``                          m / (B * K)           seq_mean_token_sum     LUSPO
 verl ``token-mean``                    m / N                 token_mean             DAPO
 verl ``token-sum``                     m                     sum
 verl ``seq-mean-token-mean``           m / (n_b * B')        sample_mean            GRPO
@@ -24,10 +24,10 @@ verl ``seq-mean-token-sum-norm``       m / (B' * C)          constant_norm      
 =====================================  ====================  =====================  ===================
 
 TRL (``_compute_loss`` in ``trl/trainer/grpo_trainer.py``) divides ``grpo``, ``sapo``, ``bnpo``,
-``dr_grpo`` and ``luspo`` by ``G``; ``dapo``, ``cispo`` and ``vespo`` divide by ``num_items_in_batch /
-num_processes * G / steps_per_generation`` where ``num_items_in_batch`` counts the completion tokens of
-the whole generation batch on all processes: with the default ``steps_per_generation = G`` that is
-``N_gen / P`` per micro-batch, so after summing the ``G`` micro-batches and DDP's average over the ``P``
+``dr_grpo`` and ``luspo`` by ``K``; ``dapo``, ``cispo`` and ``vespo`` divide by ``num_items_in_batch /
+num_processes * K / steps_per_generation`` where ``num_items_in_batch`` counts the completion tokens of
+the whole generation batch on all processes: with the default ``steps_per_generation = K`` that is
+``N_gen / P`` per micro-batch, so after summing the ``K`` micro-batches and DDP's average over the ``P``
 processes every token weighs ``1 / N_gen``. GSPO is ``importance_sampling_level="sequence"``; at ratio 1
 its gradient equals ``grpo``'s. The ratio enters through each type's gate (:mod:`lossviz.rl_ratio`):
 ``cispo`` multiplies by ``min(ratio, epsilon_high)``, which defaults to ``epsilon = 0.2``.
@@ -36,9 +36,9 @@ verl 0.9.1 (``agg_loss`` in ``verl/trainer/ppo/core_algos.py``) divides by globa
 ``global_batch_info``: ``batch_num_tokens`` (tokens of the mini-batch on all ranks), ``global_batch_size``
 (its responses) and multiplies by ``dp_size``; without them (one rank) they are this micro-batch's ``N``
 and ``B'``. ``seq-mean-token-sum-norm`` divides the sequence mean by ``C = loss_scale_factor``, or the
-padded width ``T`` when that is unset: it *has* a ``1/B'``, so with ``C = L_max`` it equals TRL's
-``dr_grpo`` (the earlier verl source this suite read divided by ``T`` only). For an empty response TRL
-counts the row in ``B`` (it clamps ``n_b`` at 1); verl and lossviz leave it out of ``B'``.
+padded width ``T`` when that is unset: it *has* a ``1/B'``, so with ``C = max_completion_length`` it
+equals TRL's ``dr_grpo`` (the earlier verl source this suite read divided by ``T`` only). For an empty
+response TRL counts the row in ``B`` (it clamps ``n_b`` at 1); verl and lossviz leave it out of ``B'``.
 """
 
 from __future__ import annotations
@@ -90,10 +90,10 @@ class RLMode:
 _TRL, _VERL = "loss_type", "loss_agg_mode"
 _MODES = (
     RLMode(
-        "TRL", "grpo", _TRL, "sample_mean", "n_b per response, then B, then G", weight="m/(n_b·B·G)"
+        "TRL", "grpo", _TRL, "sample_mean", "n_b per response, then B, then K", weight="m/(n_b·B·K)"
     ),
     RLMode(
-        "TRL", "bnpo", _TRL, "token_mean", "N tokens of this micro-batch, then G", weight="m/(N·G)"
+        "TRL", "bnpo", _TRL, "token_mean", "N tokens of this micro-batch, then K", weight="m/(N·K)"
     ),
     RLMode(
         "TRL",
@@ -109,9 +109,9 @@ _MODES = (
         "dr_grpo",
         _TRL,
         "constant_norm",
-        "B * max_completion_length, then G",
+        "B * C, C = max_completion_length, then K",
         True,
-        weight="m/(B·L_max·G)",
+        weight="m/(B·C·K)",
     ),
     RLMode(
         "TRL",
@@ -123,9 +123,9 @@ _MODES = (
         weight="m/N_gen",
     ),
     RLMode(
-        "TRL", "sapo", _TRL, "sample_mean", "n_b per response, then B, then G", weight="m/(n_b·B·G)"
+        "TRL", "sapo", _TRL, "sample_mean", "n_b per response, then B, then K", weight="m/(n_b·B·K)"
     ),
-    RLMode("TRL", "luspo", _TRL, "seq_mean_token_sum", "B responses, then G", weight="m/(B·G)"),
+    RLMode("TRL", "luspo", _TRL, "seq_mean_token_sum", "B responses, then K", weight="m/(B·K)"),
     RLMode(
         "TRL",
         "vespo",
@@ -140,9 +140,9 @@ _MODES = (
         "gspo",
         "importance_sampling_level",
         "sample_mean",
-        "n_b per response, then B, then G",
+        "n_b per response, then B, then K",
         setting='loss_type=grpo, importance_sampling_level="sequence"',
-        weight="m/(n_b·B·G)",
+        weight="m/(n_b·B·K)",
     ),
     RLMode(
         "verl", "token-mean", _VERL, "token_mean", "N tokens (global)", scaling="verl", weight="m/N"
@@ -349,3 +349,87 @@ def policy_loss(
     adv = _advantages(advantages, w.shape[0], dtype).to(logp.device)
     per_token = -adv.unsqueeze(1) * torch.exp(delta)
     return (w * per_token).sum().to(logp.dtype)  # finite at padding: delta is 0 there
+
+
+# --- the RL primer's pieces: group-relative advantages, the clip factor g(r), the per-token push ---
+__all__ += ["STD_KINDS", "clip_factor", "group_advantages", "token_push"]
+
+STD_KINDS = ("none", "unbiased", "biased")
+
+
+def group_advantages(
+    rewards: torch.Tensor | list[float], group_size: int, *, std: str = "none", eps: float = 1e-4
+) -> torch.Tensor:
+    """``A_b = reward_b - mean_group(reward)``, optionally divided by ``std_group + eps``: ``[B]``.
+
+    ``rewards: [B]``, ``B = prompts * G`` with the ``G = group_size`` answers of one prompt adjacent.
+    ``std``: ``"none"`` (Dr. GRPO), ``"unbiased"`` (divides the squared deviations by ``G - 1``: TRL
+    1.16's ``scale_rewards="group"`` with ``eps = 1e-4``, verl 0.9.1's GRPO with ``eps = 1e-6``) or
+    ``"biased"`` (divides by ``G``). A group whose rewards are all equal gets ``A = 0``.
+    """
+    g = integer("group_size", group_size, low=2)
+    if std not in STD_KINDS:
+        raise ValueError(f"std must be one of {STD_KINDS}, got {std!r}")
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    if r.dim() != 1 or r.numel() == 0 or r.numel() % g:
+        raise ValueError(
+            f"rewards must be [B] with B a multiple of group_size={g}, got shape {tuple(r.shape)}"
+        )
+    if not bool(torch.isfinite(r).all()):
+        raise ValueError(f"rewards must be finite, got {r.tolist()}")
+    eps = number("eps", eps, low=0.0)
+    groups = r.view(-1, g)
+    a = groups - groups.mean(dim=1, keepdim=True)
+    if std != "none":
+        s = groups.std(dim=1, keepdim=True, correction=1 if std == "unbiased" else 0)
+        a = torch.where(s + eps > 0, a / (s + eps), torch.zeros_like(a))
+    return a.reshape(-1)
+
+
+def clip_factor(
+    ratio: torch.Tensor,
+    advantages: torch.Tensor | list[float],
+    *,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+) -> torch.Tensor:
+    """``g(r): [B, T]``, PPO's clipped-ratio factor: ``r``, or 0 where the clip holds the loss flat.
+
+    The per-token loss ``-min(r·A, clip(r, 1-eps, 1+eps_high)·A)`` has ``dl/dlog π = -A·g(r)`` with
+    ``g = 0`` for ``A > 0, r > 1 + eps_high`` and for ``A < 0, r < 1 - eps``, else ``g = r``.
+    ``ratio: [B, T]`` (``π_θ / π_old`` per token), ``advantages: [B]``; ``eps_high`` defaults to ``eps``.
+    """
+    r = torch.as_tensor(ratio)
+    if r.dim() != 2:
+        raise ValueError(f"ratio must be [B, T], got shape {tuple(r.shape)}")
+    r = r.to(float_dtype(r.dtype))
+    adv = _advantages(advantages, r.shape[0], r.dtype).unsqueeze(1)
+    low = number("epsilon", epsilon, low=0.0)
+    high = low if epsilon_high is None else number("epsilon_high", epsilon_high, low=0.0)
+    clipped = ((adv > 0) & (r > 1 + high)) | ((adv < 0) & (r < 1 - low))
+    return torch.where(clipped, torch.zeros_like(r), r)
+
+
+def token_push(
+    weights: torch.Tensor,
+    advantages: torch.Tensor | list[float],
+    factor: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The per-token push ``-dL/dlog π[b, t] = A_b · W[b, t] · g[b, t]``: ``[B, T]``, > 0 pushes up.
+
+    ``L = Σ W·l`` with ``l = -A·r`` (clipped or not) has ``dL/dlog π = -A·W·g(r)``; the push is its
+    negative, so a token of a better-than-average answer (``A > 0``) is pushed up. ``weights: [B, T]``
+    (``W``, e.g. :func:`mode_weights`), ``advantages: [B]``, ``factor: [B, T]`` (``g``; default 1, on
+    policy).
+    """
+    w = torch.as_tensor(weights)
+    if w.dim() != 2:
+        raise ValueError(f"weights must be [B, T], got shape {tuple(w.shape)}")
+    w = w.to(float_dtype(w.dtype))
+    adv = _advantages(advantages, w.shape[0], w.dtype).unsqueeze(1)
+    g = torch.ones_like(w) if factor is None else torch.as_tensor(factor).to(w.dtype)
+    if g.shape != w.shape:
+        raise ValueError(
+            f"factor must have the weights' shape {tuple(w.shape)}, got {tuple(g.shape)}"
+        )
+    return adv * w * g + 0.0  # + 0.0 turns -0.0 (a padding weight times A < 0) into 0.0

@@ -48,6 +48,22 @@ def test_section_1_first_step_and_saturation():
     )
 
 
+def test_section_1_shared_scale_of_the_two_heatmaps():
+    cm2, rm2 = lv.mask_from_lengths([4, 40]).double(), lv.mask_from_lengths([40, 4]).double()
+    two = dict(chosen=-cm2, chosen_mask=cm2, rejected=-rm2, rejected_mask=rm2)
+    settings = {"dpo": dict(beta=0.1), "simpo": dict(beta=2.0, gamma=1.0)}
+    tops, totals = {}, {}
+    for loss, kw in settings.items():
+        w_c, w_r = preference.preference_weights(
+            loss, **two, ref_chosen=-cm2, ref_rejected=-rm2, **kw
+        )
+        top = float(torch.cat([w_c.flatten(), w_r.flatten()]).abs().max())
+        tops[loss] = f"{top:.4f}"
+        totals[loss] = [round(float(v), 6) for v in (w_c / top).sum(dim=1)]
+    assert tops == {"dpo": "0.0250", "simpo": "0.1828"}
+    assert totals == {"dpo": [4.0, 40.0], "simpo": [4.0, 4.0]}  # the rows' Σ on the shared scale
+
+
 def test_section_2_kl_factors():
     student = torch.zeros(2, 3, 2, dtype=torch.float64)
     teacher = torch.tensor([math.log(3.0), 0.0], dtype=torch.float64).expand(2, 3, 2)
@@ -76,7 +92,7 @@ def test_section_3_probe_read_outs():
         "z-loss": (ce + tg.z_loss_logit_grad(logits, 1e-2), "1.0107", "3.1%"),
     }
     for name, (g, w_text, rest_text) in grads.items():
-        w, rest = tg.read_weight(g, logits, label)
+        w, rest = lv.recover_weights(logits, label, g)  # the probe of notebook 11
         assert (f"{float(w):.4f}", f"{float(rest):.1%}") == (w_text, rest_text), name
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from lossviz.plots.preference import pair_weights_figure
@@ -24,9 +25,22 @@ def test_rows_interleave_chosen_and_rejected_with_padding_masked():
     assert names[0] == "#0 chosen n=2  Σ=+0.1" and names[1] == "#0 rejected n=4  Σ=-0.2"
     # readable without the text below: ticks along t, a colour key, a legend for signs and padding
     assert ax.get_xlabel() == "response token t" and len(ax.get_xticks()) >= 3
-    assert fig.axes[1].get_ylabel() == "W = -dL/d logp" and ax.get_title() == "DPO"
+    assert fig.axes[1].get_ylabel() == "push -dL/dlog π" and ax.get_title() == "DPO"
     (legend,) = fig.legends
-    assert [t.get_text()[:5] for t in legend.get_texts()] == ["W > 0", "W < 0", "paddi"]
+    assert [t.get_text()[:6] for t in legend.get_texts()] == ["push >", "push <", "paddin"]
+    # the colours of the RL bars: pushed up green, pushed down red, 0 white
+    cmap = ax.images[0].get_cmap()
+    assert cmap(1.0) == to_rgba("tab:green") and cmap(0.0) == to_rgba("tab:red")
+    assert cmap(0.5) == pytest.approx(to_rgba("white"), abs=0.01)
+
+
+def test_a_shared_labelled_scale():
+    wc, wr = np.array([[0.05, 0.05]]), np.array([[-0.05, -0.05]])
+    fig = pair_weights_figure(wc, wr, [2], [2], limit=1.0, label="push / largest push")
+    assert fig.axes[0].images[0].get_clim() == (-1.0, 1.0)
+    assert fig.axes[1].get_ylabel() == "push / largest push"
+    with pytest.raises(ValueError, match="limit"):
+        pair_weights_figure(wc, wr, [2], [2], limit=0.0)
 
 
 def test_all_zero_weights_still_draw():

@@ -182,3 +182,93 @@ def test_loss_reduction_posts_token_level_formula_has_an_extra_one_over_m():
     token_mean = float((rl.mode_weights(mask, "trl:dapo") * losses).sum())
     post_form = float(losses.sum() / mask.sum()) / mask.shape[0]
     assert token_mean == pytest.approx(4 * post_form)
+
+
+# --- the RL primer's pieces (notebook 08b): advantages, the clip factor, the per-token push ---
+
+
+def test_group_advantages_by_hand_and_their_sum_is_zero():
+    rewards = [1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]  # two groups of G = 4
+    a = rl.group_advantages(rewards, 4)
+    assert a.tolist() == [0.5, 0.5, -0.5, -0.5, 0.75, -0.25, -0.25, -0.25]
+    assert a.view(2, 4).sum(dim=1).abs().max() < 1e-15  # every group's advantages sum to 0
+    unbiased = rl.group_advantages(rewards[:4], 4, std="unbiased")  # std = sqrt(1/3)
+    biased = rl.group_advantages(rewards[:4], 4, std="biased")  # std = 1/2
+    assert unbiased[0] == pytest.approx(0.5 / (3**-0.5 + 1e-4), abs=1e-12)
+    assert round(float(unbiased[0]), 4) == 0.8659  # notebook 14's A/std
+    assert biased[0] == pytest.approx(0.5 / (0.5 + 1e-4), abs=1e-12)
+    # equal rewards: no signal, A = 0 even without eps (no 0/0)
+    assert rl.group_advantages([1.0, 1.0, 1.0], 3, std="biased", eps=0.0).tolist() == [0, 0, 0]
+
+
+def test_group_advantages_match_trl_and_the_rl_experiment():
+    from trl.trainer.utils import nanstd
+
+    from lossviz.experiments.rl_training import group_advantages as experiment_advantages
+
+    torch.manual_seed(0)
+    rewards = torch.rand(24, dtype=torch.float64)
+    grouped = rewards.view(-1, 8)
+    std = nanstd(grouped, dim=1).repeat_interleave(8)  # TRL 1.16 scale_rewards="group"
+    trl = (rewards - grouped.mean(dim=1).repeat_interleave(8)) / (std + 1e-4)
+    ours = rl.group_advantages(rewards, 8, std="unbiased")
+    # TRL's Bessel factor count / (count - 1) is a float32 division: agreement to ~1e-8, not 1e-15
+    assert torch.allclose(ours, trl, atol=1e-6, rtol=0)
+    biased = rl.group_advantages(rewards, 8, std="biased")
+    assert not torch.allclose(biased, trl, atol=1e-3, rtol=0)  # TRL's std is not the biased one
+    assert torch.allclose(ours, experiment_advantages(rewards, 8, std=True), atol=1e-12, rtol=0)
+
+
+def test_group_advantages_refuse_bad_input():
+    with pytest.raises(ValueError, match="multiple of group_size"):
+        rl.group_advantages([1.0, 0.0, 1.0], 2)
+    with pytest.raises(ValueError, match="std must be one of"):
+        rl.group_advantages([1.0, 0.0], 2, std="sample")
+    with pytest.raises(ValueError, match="finite"):
+        rl.group_advantages([1.0, float("nan")], 2)
+    with pytest.raises(ValueError, match="group_size"):
+        rl.group_advantages([1.0], 1)
+
+
+def test_clip_factor_zeroes_the_tokens_the_clip_holds_flat():
+    r = torch.tensor([[0.7, 1.0, 1.1, 1.3], [0.7, 1.0, 1.1, 1.3]], dtype=torch.float64)
+    g = rl.clip_factor(r, [1.0, -1.0])
+    # A > 0: only r above 1 + eps is cut; A < 0: only r below 1 - eps
+    assert g.tolist() == [[0.7, 1.0, 1.1, 0.0], [0.0, 1.0, 1.1, 1.3]]
+    assert rl.clip_factor(r, [1.0, -1.0], epsilon_high=0.4)[0, 3] == pytest.approx(1.3)
+    with pytest.raises(ValueError, match="one value per response"):
+        rl.clip_factor(r, [1.0])
+
+
+def test_clip_factor_is_trls_gate_of_the_clipped_loss_types():
+    from lossviz.rl_ratio import gate
+
+    torch.manual_seed(1)
+    log_ratio = torch.randn(4, 6, dtype=torch.float64) * 0.4
+    adv = torch.tensor([1.0, -0.5, 0.8, -1.3], dtype=torch.float64)
+    mask = torch.ones(4, 6, dtype=torch.float64)
+    for high in (None, 0.28):
+        ours = rl.clip_factor(log_ratio.exp(), adv, epsilon=0.2, epsilon_high=high)
+        assert torch.equal(ours, gate("trl:dapo", log_ratio, adv, mask, epsilon_high=high))
+
+
+@pytest.mark.parametrize("mode", ["trl:grpo", "trl:dapo", "trl:dr_grpo"])
+def test_token_push_is_minus_the_gradient_of_the_clipped_loss(mode):
+    from lossviz.experiments.rl_training import clipped_token_loss
+
+    torch.manual_seed(2)
+    mask = rl.response_mask([2, 5, 3, 4])
+    adv = torch.tensor([0.75, -0.25, 0.75, -0.25], dtype=torch.float64)
+    old = torch.randn(mask.shape, dtype=torch.float64)
+    logp = (old + 0.3 * torch.randn(mask.shape, dtype=torch.float64)).requires_grad_(True)
+    w = rl.mode_weights(mask, mode, max_length=8)
+    (w * clipped_token_loss(logp, old, adv, 0.2)).sum().backward()
+    g = rl.clip_factor((logp - old).detach().exp(), adv)
+    push = rl.token_push(w, adv, g)
+    assert torch.allclose(push, -logp.grad, atol=1e-15, rtol=0)
+    assert bool(((push > 0) == ((adv.unsqueeze(1) > 0) & (w * g > 0))).all())  # A > 0: up
+    # on policy (g = 1) the push is A·W: gradient_weights with the sign flipped
+    on = rl.token_push(w, adv)
+    assert torch.equal(on, -rl.gradient_weights(mask, adv, mode, max_length=8) + 0.0)
+    with pytest.raises(ValueError, match="shape"):
+        rl.token_push(w, adv, g[:, :2])

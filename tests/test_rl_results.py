@@ -200,3 +200,27 @@ def test_the_notebooks_claims_hold_in_the_variant_caches(cached):
     d = pooled["hit_limit"]
     assert (sum(x < 0 for x in d), sum(x > 0 for x in d), len(d)) == (13, 4, 24)
     assert sign_test(d) == pytest.approx(0.049, abs=5e-4)
+
+
+def test_the_notebooks_std_and_the_arm_that_tells_w_from_the_std(cached):
+    """Notebook 14: A/std 0.8659 is the unbiased std (the primer's), 0.9998 the biased one; the
+    dr_grpo_std arm separates W from the std division, and neither alone differs beyond chance."""
+    import torch
+
+    from lossviz import rl
+
+    rewards = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    assert f"{float(rl.group_advantages(rewards, 4, std='unbiased')[0]):.4f}" == "0.8659"
+    assert f"{float(rl.group_advantages(rewards, 4, std='biased')[0]):.4f}" == "0.9998"
+    assert (f"{float(rewards.std()):.4f}", f"{float(rewards.std(correction=0)):.4f}") == (
+        "0.5774",
+        "0.5000",
+    )
+    only_std = paired_rl(cached, "dr_grpo", "dr_grpo_std", "excess_incorrect")
+    assert (f"{only_std['mean']:+.3f}", only_std["lower"], only_std["higher"]) == ("-0.090", 3, 3)
+    assert f"{only_std['p']:.3f}" == "1.000"
+    lower = [
+        paired_rl(cached, a, "grpo", "excess_incorrect")["lower"]
+        for a in ("dapo", "dr_grpo", "dr_grpo_std")
+    ]
+    assert max(lower) <= 4

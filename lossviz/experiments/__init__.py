@@ -3,6 +3,7 @@
 - :mod:`.tasks`: the task, its answer-length buckets, batching (``collate``) and scoring.
 - :mod:`.sft_training`: supervised training under several loss reductions ("arms"), notebook 10.
 - :mod:`.rl_training`: RL of the same model under GRPO / DAPO / Dr. GRPO aggregation, notebook 14.
+- :mod:`.rl_primer`: one prompt's group of answers from that policy, the RL primer (notebook 08b).
 - :mod:`.results`, :mod:`.sft_results`, :mod:`.rl_results`: the cached runs, their statistics.
 - :mod:`.sft_cli`, :mod:`.rl_cli`: ``python -m lossviz experiment`` and ``rl-experiment``.
 

@@ -1,16 +1,17 @@
-"""Preference pairs as a signed weight matrix: one row per response, chosen above rejected.
+"""Preference pairs as a heatmap of each token's push: one row per response, chosen above rejected.
 
-Pure: numbers in, a ``matplotlib.figure.Figure`` out. Green cells (``W > 0``): gradient descent raises
-that token's log-prob; pink (``W < 0``): it lowers it; grey: padding. Each row is labelled with its
-length ``n`` and its total ``sum_t W``, the push the whole response gets.
+Pure: numbers in, a ``matplotlib.figure.Figure`` out. The push is ``-dL/dlog π`` of each token (signed;
+the non-negative weight ``W`` of notebooks 01-12 is its size when a loss only ever pushes one way).
+Green cells (push > 0): gradient descent raises that token's log-prob; red (push < 0): it lowers it;
+grey: padding. Each row is labelled with its length ``n`` and its total push ``Σ_t``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
 import numpy as np
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -19,18 +20,24 @@ from .reductions import PAD_COLOR, nice_ceiling
 
 __all__ = ["PairWeightsPicture", "pair_weights_figure"]
 
-_CMAP = matplotlib.colormaps["PiYG"].with_extremes(bad=PAD_COLOR)
+# pushed down (red) through 0 (white) to pushed up (green), the colours of lossviz.plots.rl
+_CMAP = LinearSegmentedColormap.from_list("push", ["tab:red", "white", "tab:green"]).with_extremes(
+    bad=PAD_COLOR
+)
+PUSH_LABEL = "push -dL/dlog π"
 
 
 class PairWeightsPicture:
-    """Heatmap of ``W`` for ``B`` pairs (rows ``chosen #0, rejected #0, chosen #1, ...``), moved in place.
+    """Heatmap of the push for ``B`` pairs (rows ``chosen #0, rejected #0, chosen #1, ...``), moved in place.
+
+    ``label`` names the colour bar (default: the push itself; a caller that rescales says how).
 
     Built once per number of pairs. :meth:`update` moves the cells, the row names (each row's
     length and total ``Σ W``) and the colour bar's ticks (``dynamic``); ``static_key()`` names
     the rest (width, title), so an explorer's :class:`~lossviz.widgets.Canvas` redraws only those.
     """
 
-    def __init__(self, pairs: int, *, dpi: int = 80) -> None:
+    def __init__(self, pairs: int, *, dpi: int = 80, label: str = PUSH_LABEL) -> None:
         self.pairs = pairs
         height = 1.6 + 0.34 * 2 * pairs
         self.fig = fig = Figure(figsize=(8.0, height), dpi=dpi)
@@ -46,10 +53,10 @@ class PairWeightsPicture:
         ax.set_xlabel("response token t")
         for b in range(1, pairs):
             ax.axhline(2 * b - 0.5, color="black", lw=1.0)
-        self.colorbar = fig.colorbar(self.image, cax=cax, label="W = -dL/d logp")
+        self.colorbar = fig.colorbar(self.image, cax=cax, label=label)
         handles = [
-            Patch(color=_CMAP(0.9), label="W > 0: descent raises the token's log-prob"),
-            Patch(color=_CMAP(0.1), label="W < 0: lowers it"),
+            Patch(color=_CMAP(1.0), label="push > 0: descent raises the token's log-prob"),
+            Patch(color=_CMAP(0.0), label="push < 0: lowers it"),
             Patch(color=PAD_COLOR, label="padding"),
         ]
         fig.legend(
@@ -64,9 +71,20 @@ class PairWeightsPicture:
         return (self.ax.get_xlim(), self.title.get_text())
 
     def update(
-        self, w_chosen, w_rejected, chosen_lengths, rejected_lengths, title: str = ""
+        self,
+        w_chosen,
+        w_rejected,
+        chosen_lengths,
+        rejected_lengths,
+        title: str = "",
+        *,
+        limit: float | None = None,
     ) -> Figure:
-        """``w_chosen: [B, Tc]``, ``w_rejected: [B, Tr]``; lengths ``[B]``; returns the Figure."""
+        """Pushes ``w_chosen: [B, Tc]``, ``w_rejected: [B, Tr]``; lengths ``[B]``; returns the Figure.
+
+        ``limit``: the colour scale's end (``-limit .. limit``), so several figures share one scale;
+        default: the largest ``|push|``, rounded up.
+        """
         wc, wr = np.asarray(w_chosen, dtype=np.float64), np.asarray(w_rejected, dtype=np.float64)
         pairs = self.pairs
         if wc.ndim != 2 or wr.ndim != 2 or wc.shape[0] != pairs or wr.shape[0] != pairs:
@@ -90,6 +108,10 @@ class PairWeightsPicture:
                 names.append(f"#{b} {kind} n={n}  Σ={np.nansum(w[b, :n]):+.3g}")
         top = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.0
         top = nice_ceiling(top) if 0 < top < 1e300 else 1.0  # symmetric about 0: sign = colour
+        if limit is not None:
+            if not 0 < limit < float("inf"):
+                raise ValueError(f"limit must be a positive finite number, got {limit!r}")
+            top = float(limit)
         self.image.set_data(np.ma.masked_invalid(grid))
         self.image.set_extent((-0.5, width - 0.5, 2 * pairs - 0.5, -0.5))
         self.image.set_clim(-top, top)
@@ -108,14 +130,17 @@ def pair_weights_figure(
     *,
     title: str = "",
     dpi: int = 80,
+    limit: float | None = None,
+    label: str = PUSH_LABEL,
 ) -> Figure:
-    """Heatmap of ``W`` for ``B`` pairs: rows ``chosen #0, rejected #0, chosen #1, ...``.
+    """Heatmap of each token's push for ``B`` pairs: rows ``chosen #0, rejected #0, chosen #1, ...``.
 
-    ``w_chosen: [B, Tc]``, ``w_rejected: [B, Tr]`` (padding anywhere past each row's length is drawn
-    grey); ``chosen_lengths``, ``rejected_lengths``: ``[B]`` token counts. The colour scale is symmetric
-    about 0, so the sign reads off the colour. The picture is :class:`PairWeightsPicture`.
+    ``w_chosen: [B, Tc]``, ``w_rejected: [B, Tr]`` the pushes ``-dL/dlog π`` (padding anywhere past
+    each row's length is drawn grey); ``chosen_lengths``, ``rejected_lengths``: ``[B]`` token counts.
+    The colour scale is symmetric about 0, so the sign reads off the colour; ``limit`` fixes its end
+    (one scale for several figures) and ``label`` names it. The picture is :class:`PairWeightsPicture`.
     """
     pairs = len(chosen_lengths)
-    return PairWeightsPicture(pairs, dpi=dpi).update(
-        w_chosen, w_rejected, chosen_lengths, rejected_lengths, title
+    return PairWeightsPicture(pairs, dpi=dpi, label=label).update(
+        w_chosen, w_rejected, chosen_lengths, rejected_lengths, title, limit=limit
     )

@@ -1,4 +1,9 @@
-"""RL aggregation plots: the gradient weight of one token of each response (data in, Figure out)."""
+"""RL aggregation plots: the push on each token of a group of responses (data in, Figure out).
+
+One sign convention everywhere: the per-token push ``A·W·g(r) = -dL/dlog π`` is drawn as it is,
+so "pushed up" (gradient descent raises the token's log-prob) points up and is green, "pushed down"
+points down and is red.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,12 @@ from .reductions import nice_ceiling
 
 __all__ = ["GradientWeightsPicture", "bar_colors", "gradient_weights_figure", "token_push_figure"]
 
-_NEGATIVE, _POSITIVE, _ZERO = "tab:green", "tab:red", "0.6"
+UP, DOWN, _ZERO = "tab:green", "tab:red", "0.6"  # pushed up, pushed down, not pushed
 
 
-def bar_colors(per_token: Sequence[float]) -> list[str]:
-    """Green where gradient descent raises the response's log-probs (< 0), red where it lowers them."""
-    return [_NEGATIVE if v < 0 else _POSITIVE if v > 0 else _ZERO for v in per_token]
+def bar_colors(push: Sequence[float]) -> list[str]:
+    """Green for a push > 0 (descent raises the log-prob), red for < 0 (lowers it), grey for 0."""
+    return [UP if v > 0 else DOWN if v < 0 else _ZERO for v in push]
 
 
 def _value_range(per_token: np.ndarray) -> tuple[float, float]:
@@ -33,6 +38,8 @@ def _value_range(per_token: np.ndarray) -> tuple[float, float]:
 class GradientWeightsPicture:
     """The bars of :func:`gradient_weights_figure` for any number of responses, moved in place.
 
+    :meth:`update` takes ``dL/dlog π`` of one token per response (what :func:`lossviz.rl.gradient_weights`
+    gives) and draws its negative, the push: up and green = pushed up, down and red = pushed down.
     Labelled axes (value, responses with their lengths), a legend for the two colours and a title.
     :meth:`update` moves the bars and the response names (``dynamic``); ``static_key()`` names the
     rest (value range, title), so an explorer's :class:`~lossviz.widgets.Canvas` redraws the bars.
@@ -49,8 +56,8 @@ class GradientWeightsPicture:
         ax.set_axisbelow(True)
         self._title = ax.set_title("", fontsize=11)
         handles = [
-            Patch(color=_NEGATIVE, label="< 0: descent raises\nthe response's log-probs"),
-            Patch(color=_POSITIVE, label="> 0: descent lowers them"),
+            Patch(color=UP, label="> 0, up: descent raises\nthe response's log-probs"),
+            Patch(color=DOWN, label="< 0, down: descent\nlowers them"),
         ]
         fig.legend(
             handles=handles,
@@ -67,8 +74,11 @@ class GradientWeightsPicture:
     def update(
         self, lengths: Sequence[int], per_token: Sequence[float] | np.ndarray, title: str = ""
     ) -> Figure:
-        """Redraw for ``lengths`` ``[n]`` and ``per_token`` ``[n]``; returns the same Figure."""
-        values = np.asarray(per_token, dtype=np.float64)
+        """Redraw for ``lengths: [n]`` and ``per_token: [n]`` (``dL/dlog π``); returns the same Figure.
+
+        The bars are the push ``-per_token``.
+        """
+        values = -np.asarray(per_token, dtype=np.float64) + 0.0  # the push; + 0.0: no -0.0
         n = len(values)
         if len(lengths) != n:
             raise ValueError(f"{len(lengths)} lengths but {n} values: give one value per response")
@@ -87,11 +97,11 @@ class GradientWeightsPicture:
         self.ax.set_xlim(-0.6, max(n, 2) - 0.4)
         self.ax.set_ylim(*_value_range(values))
         unit = "" if scale == 1.0 else f" (x {scale:.1e})"
-        self.ax.set_ylabel("dL/d logp of one token" + unit)
+        self.ax.set_ylabel("push on one token" + unit)
         step = max(1, -(-n // 16))  # at most 16 names fit under the bars
         names = [f"#{b}\nn={length}" if n <= 8 else f"#{b}" for b, length in enumerate(lengths)]
         self.ax.set_xticks(range(0, n, step), names[::step])
-        heading = "gradient weight of one token of each response"
+        heading = "push -dL/dlog π on one token of each response"
         self._title.set_text(f"{title}: {heading}" if title else heading)
         return self.fig
 
@@ -102,11 +112,12 @@ def gradient_weights_figure(
     *,
     title: str = "",
 ) -> Figure:
-    """Bars over responses: ``-A_b * W[b, t]``, the gradient weight of one token of response b.
+    """Bars over responses: the push ``A_b·W[b, t]`` on one token of response b (on policy).
 
-    In every RL mode W is constant within a response, so one bar per response says it all. Negative
-    (green): gradient descent raises that response's log-probs; positive (red): lowers them.
-    ``lengths``: ``[B]`` tokens per response; ``per_token``: ``[B]`` values.
+    ``per_token: [B]`` is ``dL/dlog π = -A_b·W[b, t]`` (:func:`lossviz.rl.gradient_weights`); the bar
+    is its negative, the push: up and green, descent raises that response's log-probs; down and red,
+    it lowers them. In every RL mode W is constant within a response, so one bar per response says it
+    all. ``lengths: [B]`` tokens per response.
     """
     return GradientWeightsPicture().update(lengths, per_token, title)
 
@@ -118,11 +129,11 @@ def token_push_figure(
     labels: Sequence[str] | None = None,
     title: str = "",
 ) -> Figure:
-    """One bar per token position, grouped by response: ``dL/d logp[b, t]`` for ``t < n_b``.
+    """One bar per token position, grouped by response: the push ``A·W·g(r)[b, t]`` for ``t < n_b``.
 
-    ``per_token: [B, T]`` (padding ignored), ``lengths: [B]``; ``labels: [B]`` names each group
-    (default ``"#b A=..."`` is the caller's to give). Green (< 0): descent raises that token's
-    log-prob; red (> 0): lowers it. Groups are separated by one empty slot.
+    ``per_token: [B, T]`` the push ``-dL/dlog π`` (:func:`lossviz.rl.token_push`; padding ignored),
+    ``lengths: [B]``; ``labels: [B]`` names each group (default ``"#b n=..."``). Up and green: descent
+    raises that token's log-prob; down and red: lowers it. Groups are separated by one empty slot.
     """
     values = np.asarray(per_token, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] != len(lengths):
@@ -141,7 +152,9 @@ def token_push_figure(
     ax.axhline(0.0, color="0.3", linewidth=0.6)
     names = labels if labels is not None else [f"#{b} n={n}" for b, n in enumerate(lengths)]
     ax.set_xticks(centers, list(names), fontsize=9)
-    ax.set_ylabel("dL/d logp")
+    ax.set_ylabel("push -dL/dlog π")
+    handles = [Patch(color=UP, label="pushed up"), Patch(color=DOWN, label="pushed down")]
+    ax.legend(handles=handles, loc="best", frameon=False, fontsize=8)
     ax.set_xlim(-1, max(start - 1, 1))
     ax.set_title(title or "each token's push (one bar per token, grouped by response)", fontsize=10)
     fig.tight_layout()

@@ -1,19 +1,28 @@
 """Plots of the RL aggregation experiment: pure functions, results dict in, ``Figure`` out.
 
 ``results`` is what :func:`lossviz.experiments.rl_training.run_rl_experiment` returns (or its cached JSON).
-Every step's value comes from the responses sampled at that step; seeds are thin lines, the mean
-over seeds a thick one.
+Every step's value comes from the answers sampled at that step. Arms share one axis: per arm a line
+(the mean over seeds of each seed's moving average) and a band (the seeds' range); per-seed paired
+differences are dots around 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-__all__ = ["RL_ARM_COLORS", "METRIC_LABELS", "RLCurvesPicture", "rl_curves", "rl_figure"]
+__all__ = [
+    "RL_ARM_COLORS",
+    "METRIC_LABELS",
+    "RLCurvesPicture",
+    "paired_differences_figure",
+    "rl_curves",
+    "rl_figure",
+]
 
 RL_ARM_COLORS = {
     "grpo": "#d62728",
@@ -62,21 +71,65 @@ def _curves(
     return curves, mean
 
 
-def _draw(ax, results: dict, arm: str, seeds: list[int], metric: str, color: str) -> None:
-    curves, mean = _curves(results, arm, seeds, metric)
-    steps = np.arange(1, curves.shape[1] + 1)
-    for row in curves:
-        ax.plot(steps, row, color=color, lw=0.6, alpha=0.45)
-    ax.plot(steps, mean, color=color, lw=2.0, label=f"{arm}: mean of {len(seeds)} seeds")
+def _smooth(curves: np.ndarray, window: int) -> np.ndarray:
+    """``[S, K]`` trailing moving average over ``window`` steps, ignoring NaN (NaN if none)."""
+    if window <= 1:
+        return curves
+    ok = ~np.isnan(curves)
+    sums = np.cumsum(np.where(ok, curves, 0.0), axis=1)
+    counts = np.cumsum(ok, axis=1)
+    sums[:, window:] = sums[:, window:] - sums[:, :-window]
+    counts[:, window:] = counts[:, window:] - counts[:, :-window]
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _summary(results: dict, arm: str, seeds: list[int], metric: str, window: int):
+    """Per step: the mean over seeds of the smoothed curves, and the seeds' lowest and highest."""
+    curves = _smooth(_curves(results, arm, seeds, metric)[0], window)
+    ok = ~np.isnan(curves)
+    any_ok = ok.any(axis=0)
+    mean = np.where(
+        any_ok, np.where(ok, curves, 0.0).sum(axis=0) / np.maximum(ok.sum(axis=0), 1), np.nan
+    )
+    lo = np.where(any_ok, np.where(ok, curves, np.inf).min(axis=0), np.nan)
+    hi = np.where(any_ok, np.where(ok, curves, -np.inf).max(axis=0), np.nan)
+    return mean, lo, hi
+
+
+def _band(steps: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
+    """Polygons between ``lo`` and ``hi``, one per run of steps where both are defined."""
+    ok = ~(np.isnan(lo) | np.isnan(hi))
+    polygons, start = [], None
+    for k in range(len(steps) + 1):
+        if k < len(steps) and ok[k]:
+            start = k if start is None else start
+        elif start is not None:
+            x = steps[start:k]
+            top = np.column_stack([x, hi[start:k]])
+            bottom = np.column_stack([x[::-1], lo[start:k][::-1]])
+            polygons.append(np.vstack([top, bottom]))
+            start = None
+    return polygons
+
+
+def _draw(ax, results: dict, arm: str, seeds: list[int], metric: str, color: str, window: int):
+    mean, lo, hi = _summary(results, arm, seeds, metric, window)
+    steps = np.arange(1, len(mean) + 1)
+    band = PolyCollection(_band(steps, lo, hi), facecolors=color, edgecolors="none", alpha=0.18)
+    ax.add_collection(band)
+    label = results["arms"][arm].get("label", arm).replace(": ", ":\n")  # fits beside the axis
+    (line,) = ax.plot(steps, mean, color=color, lw=2.0, label=label)
+    return band, line
 
 
 class RLCurvesPicture:
-    """One panel per arm: a metric per RL step, thin lines = seeds, thick = their mean.
+    """Every arm on one axis: a metric per RL step, smoothed; line = mean of the seeds, band = their range.
 
-    Fixed panel rectangles, no layout engine (which costs more than the drawing); :meth:`update`
-    switches the metric: the lines, every panel's y axis (ticks, grid, label) and the title, listed
-    in ``dynamic``. The rest (panel titles, x axes, the key) does not depend on the metric, so an
-    explorer's :class:`~lossviz.widgets.Canvas` draws it once and blits it.
+    Each seed's curve is a trailing moving average over ``window`` steps (per-step values of 64 sampled
+    answers are noisy); the line is the mean of the seeds' curves, the shaded band spans the lowest to
+    the highest seed. Fixed rectangles, no layout engine; :meth:`update` switches the metric: the
+    lines, bands, the y axis and the title, listed in ``dynamic``. The rest (x axis, legend) does not
+    depend on the metric, so an explorer's :class:`~lossviz.widgets.Canvas` draws it once.
     """
 
     def __init__(
@@ -87,42 +140,40 @@ class RLCurvesPicture:
         metric: str = "reward",
         *,
         dpi: int = 80,
+        window: int = 10,
     ) -> None:
         self.results = results
         self.arms, self.seeds = _choose(results, arms, seeds)
-        n = len(self.arms)
-        width, height = 2.6 * n + 1.0, 3.7  # inches; each panel 2.6 wide, 2.0 high
+        self.window = max(int(window), 1)
+        width, height = 8.4, 3.9  # inches
         self.fig = fig = Figure(figsize=(width, height), dpi=dpi)
-        left, gap = 0.85 / width, 0.25 / width
-        panel = (1 - left - 0.15 / width - gap * (n - 1)) / n
-        bottom = 0.85 / height  # tick labels, "RL step", then the key of the lines
-        self.axes, self.lines = [], []
+        self.ax = ax = fig.add_axes((0.8 / width, 0.6 / height, 4.9 / width, 2.7 / height))
+        self.bands, self.lines = [], []
         for i, arm in enumerate(self.arms):
-            ax = fig.add_axes(
-                (left + i * (panel + gap), bottom, panel, 2.0 / height),
-                sharey=self.axes[0] if self.axes else None,
-            )
-            ax.tick_params(labelleft=i == 0)
             color = RL_ARM_COLORS.get(arm, f"C{i}")
-            _draw(ax, results, arm, self.seeds, metric, color)
-            self.lines.append(list(ax.lines))
-            # "name: what it does" on two lines: the longest label fits a 2.6-inch panel
-            ax.set_title(results["arms"][arm].get("label", arm).replace(": ", ":\n"), fontsize=10)
-            ax.set_xlabel("RL step")
-            ax.grid(alpha=0.3)
-            self.axes.append(ax)
-        key = [
-            Line2D([], [], color="0.4", lw=0.6, alpha=0.6, label="one seed"),
-            Line2D([], [], color="0.4", lw=2.0, label=f"mean of {len(self.seeds)} seeds"),
+            band, line = _draw(ax, results, arm, self.seeds, metric, color, self.window)
+            self.bands.append(band)
+            self.lines.append(line)
+        ax.set_xlabel("RL step")
+        # a margin: bands that reached the spines would be blitted over them
+        ax.set_xlim(0, max(len(line.get_xdata()) for line in self.lines) + 1)
+        ax.grid(alpha=0.3)
+        ax.set_axisbelow(True)  # grid under the bands in a full draw, as in a blitted one
+        handles = [
+            *self.lines,
+            Patch(color="0.6", alpha=0.35, label=f"range of {len(self.seeds)} seeds"),
         ]
-        fig.legend(handles=key, loc="lower center", ncol=2, frameon=False, fontsize=9)
-        self.title = fig.suptitle("", fontsize=11)
-        # y axes first: their grid lies under the curves, as in a full draw
-        self.dynamic = [
-            *(ax.yaxis for ax in self.axes),
-            *(line for lines in self.lines for line in lines),
-            self.title,
-        ]
+        fig.legend(
+            handles=handles,
+            labels=[h.get_label() for h in handles],
+            loc="center left",
+            bbox_to_anchor=(5.85 / width, 0.5),
+            frameon=False,
+            fontsize=9,
+        )
+        self.title = ax.set_title("", fontsize=10)
+        # the y axis first: its grid lies under the bands and lines, as in a full draw
+        self.dynamic = [ax.yaxis, *self.bands, *self.lines, self.title]
 
     def static_key(self) -> tuple:
         """Nothing outside ``dynamic`` changes with the metric."""
@@ -132,20 +183,24 @@ class RLCurvesPicture:
         """Show ``metric`` (a key of :data:`METRIC_LABELS`); returns the Figure."""
         if metric not in METRIC_LABELS:
             raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
-        values = []
-        for arm, lines in zip(self.arms, self.lines, strict=True):
-            curves, mean = _curves(self.results, arm, self.seeds, metric)
-            for line, row in zip(lines, [*curves, mean], strict=True):
-                line.set_ydata(row)
-            values.append(curves)
-        every = np.concatenate([c.ravel() for c in values])
-        lo, hi = (np.nanmin(every), np.nanmax(every)) if np.isfinite(every).any() else (0.0, 1.0)
+        extent = []
+        for arm, band, line in zip(self.arms, self.bands, self.lines, strict=True):
+            mean, lo, hi = _summary(self.results, arm, self.seeds, metric, self.window)
+            steps = np.arange(1, len(mean) + 1)
+            line.set_ydata(mean)
+            band.set_verts(_band(steps, lo, hi))
+            extent += [v for v in (lo, hi) if np.isfinite(v).any()]
+        every = np.concatenate(extent) if extent else np.array([0.0, 1.0])
+        every = every[np.isfinite(every)]
+        lo, hi = (every.min(), every.max()) if every.size else (0.0, 1.0)
         pad = 0.05 * (hi - lo) or 0.5
-        for ax in self.axes:  # each panel: none may autoscale to the metric it was built with
-            ax.set_ylim(lo - pad, hi + pad)
-            ax.set_autoscale_on(False)
-        self.axes[0].set_ylabel(METRIC_LABELS[metric], fontsize=9)
-        self.title.set_text(f"{METRIC_LABELS[metric]} per RL step, one panel per arm")
+        self.ax.set_ylim(lo - pad, hi + pad)
+        self.ax.set_autoscale_on(False)
+        self.ax.set_ylabel(METRIC_LABELS[metric], fontsize=9)
+        self.title.set_text(
+            f"{METRIC_LABELS[metric]}\nline: mean of {len(self.seeds)} seeds, band: their range "
+            f"({self.window}-step moving average)"
+        )
         return self.fig
 
 
@@ -154,33 +209,76 @@ def rl_curves(
     metric: str = "len_incorrect",
     arms: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
+    *,
+    window: int = 10,
 ) -> Figure:
-    """One panel per arm: ``metric`` per RL step, thin lines = seeds, thick = mean over seeds."""
+    """Every arm on one axis: ``metric`` per RL step (``window``-step average); seeds' mean and range."""
     if metric not in METRIC_LABELS:
         raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
-    return RLCurvesPicture(results, arms, seeds, metric).update(metric)
+    return RLCurvesPicture(results, arms, seeds, metric, window=window).update(metric)
 
 
-def rl_figure(results: dict) -> Figure:
-    """The README figure: incorrect-response length, its excess over the answer, and reward."""
+def paired_differences_figure(
+    differences: Mapping[str, Mapping[object, float]], *, metric: str, baseline: str
+) -> Figure:
+    """One row per arm: each seed's ``arm - baseline`` as a dot around 0, and their mean as a bar.
+
+    ``differences``: ``{arm: {seed: value}}`` (e.g. ``paired_rl(...)["differences"]``); a dot left
+    of 0 means the arm was lower than ``baseline`` for that seed. The count of seeds below and above
+    0 is written at the right of each row.
+    """
+    if metric not in METRIC_LABELS:
+        raise ValueError(f"metric must be one of {list(METRIC_LABELS)}, got {metric!r}")
+    arms = list(differences)
+    if not arms:
+        raise ValueError("differences is empty: give at least one arm's per-seed differences")
+    fig = Figure(figsize=(7.2, 0.55 * len(arms) + 1.3))
+    ax = fig.add_axes(
+        (0.2, 1.0 / (0.55 * len(arms) + 1.3), 0.62, 0.55 * len(arms) / (0.55 * len(arms) + 1.3))
+    )
+    ax.axvline(0.0, color="0.3", lw=0.8)
+    top = 0.0
+    for i, arm in enumerate(arms):
+        values = np.array([v for v in differences[arm].values() if v is not None], dtype=float)
+        color = RL_ARM_COLORS.get(arm, f"C{i}")
+        ax.scatter(values, np.full(len(values), i), s=30, color=color, alpha=0.8, zorder=3)
+        if len(values):
+            ax.plot([values.mean()] * 2, [i - 0.3, i + 0.3], color=color, lw=2.5)
+            top = max(top, float(np.abs(values).max()))
+        lower, higher = int((values < 0).sum()), int((values > 0).sum())
+        ax.annotate(f"lower in {lower}, higher in {higher}", (1.02, i), xycoords=("axes fraction", "data"),
+                    va="center", fontsize=8)  # fmt: skip
+    top = top * 1.1 or 1.0
+    ax.set_xlim(-top, top)
+    ax.set_ylim(len(arms) - 0.5, -0.5)
+    ax.set_yticks(range(len(arms)), [f"{a} - {baseline}" for a in arms], fontsize=9)
+    ax.set_xlabel(f"difference in {METRIC_LABELS[metric]} (mean of the last steps)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(
+        "one dot per seed (paired: same warm-up, prompts, sampler); bar = mean", fontsize=9
+    )
+    return fig
+
+
+def rl_figure(results: dict, *, window: int = 10) -> Figure:
+    """The README figure: incorrect-answer length, its excess over the answer, and reward; arms overlaid."""
     arms, seeds = _choose(results, None, None)
     metrics = ("len_incorrect", "excess_incorrect", "reward")
     cfg = results["config"]
-    fig = Figure(figsize=(2.4 * len(arms) + 0.9, 6.4), dpi=100, layout="constrained")
-    axes = fig.subplots(len(metrics), len(arms), sharey="row", sharex=True, squeeze=False)
-    for row, metric in enumerate(metrics):
+    fig = Figure(figsize=(7.6, 7.4), dpi=100, layout="constrained")
+    axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, metric in zip(axes, metrics, strict=True):
         for col, arm in enumerate(arms):
-            ax = axes[row, col]
-            _draw(ax, results, arm, seeds, metric, RL_ARM_COLORS.get(arm, f"C{col}"))
-            ax.grid(alpha=0.3)
-            if row == 0:
-                ax.set_title(results["arms"][arm].get("label", arm), fontsize=8)
-            if row == len(metrics) - 1:
-                ax.set_xlabel("RL step")
-        axes[row, 0].set_ylabel(METRIC_LABELS[metric], fontsize=8)
+            _draw(ax, results, arm, seeds, metric, RL_ARM_COLORS.get(arm, f"C{col}"), window)
+        ax.autoscale_view()
+        ax.grid(alpha=0.3)
+        ax.set_ylabel(METRIC_LABELS[metric], fontsize=8)
+    axes[-1].set_xlabel("RL step")
+    axes[0].legend(fontsize=7, frameon=False, loc="best")
     fig.suptitle(
-        f"Tiny policy, reverse task: {cfg['prompts']} prompts x G={cfg['group']} responses per "
-        f"step, length limit {cfg['max_new']}, {len(seeds)} seeds (thin) and their mean (thick)",
-        fontsize=9,
+        f"Tiny policy, reverse task: {cfg['prompts']} prompts x G={cfg['group']} answers per step, "
+        f"length limit {cfg['max_new']}\nline: mean of {len(seeds)} seeds, band: their range "
+        f"({window}-step moving average)",
+        fontsize=8,
     )
     return fig
