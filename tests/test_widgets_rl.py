@@ -61,7 +61,7 @@ def test_figure_bars_are_the_per_token_weights():
     (bars,) = [a for a in view.figure.axes[0].collections if a.get_gid() == "bars"]
     heights = [p.vertices[:, 1].max() + p.vertices[:, 1].min() for p in bars.get_paths()]
     assert heights == pytest.approx([-v for v in view.data["per_token"]])  # the push -dL/dlog π
-    assert "green < 0" in view.text and view.outputs()[0]["data"]["image/png"]
+    assert "green and up" in view.text and view.outputs()[0]["data"]["image/png"]
 
 
 def test_explorer_redraws_the_same_picture_as_the_pure_render():

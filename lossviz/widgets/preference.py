@@ -77,7 +77,7 @@ def render_preference(
         f"{LABELS[loss]}, beta={beta:.3g}"
         + (f", gamma={gamma:.3g}" if loss == "simpo" else "")
         + f": loss {value:.4f}",
-        "green: descent raises that token's log-prob; pink: lowers it; grey: padding",
+        "green: descent raises that token's log-prob; red: lowers it; grey: padding",
     ]
     for b in range(len(n_c)):
         lines.append(

@@ -71,11 +71,13 @@ def render_rl(
     fig = picture.update(ns, per_token, title)
     lines = [
         f"{m.project} {m.option}={m.name} = lossviz {m.reduction}; divides by {m.normalizer}",
-        "bars: green < 0, descent raises that response's log-probs; red > 0, it lowers them",
+        "bars: the push on one token, -dL/dlog π: green and up, descent raises that response's "
+        "log-probs; red and down, it lowers them",
     ]
     for b, (n, a) in enumerate(zip(ns, adv, strict=True)):
         lines.append(
-            f"#{b}: n={n:<5} A={_advantage(a)}  per token {per_token[b]:+.3e}  whole response {total[b]:+.3e}"
+            f"#{b}: n={n:<5} A={_advantage(a)}  push per token {-per_token[b]:+.3e}  "
+            f"whole response {-total[b]:+.3e}"
         )
     if all(a == 0 for a in adv):
         lines.append("every advantage is 0: no response is pushed (a group with equal rewards)")
