@@ -20,9 +20,9 @@ TINY = ExperimentConfig(
 )
 
 
-def _grads(cfg, examples, arm, micro_batches=4):
+def _grads(cfg, examples, arm, ga_steps=4):
     model = TinyCausalLM(cfg.model_config(0))
-    batch_loss(model, examples, arm, micro_batches, cfg.task.max_prompt)
+    batch_loss(model, examples, arm, ga_steps, cfg.task.max_prompt)
     return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
@@ -107,7 +107,7 @@ def test_sum_arm_scales_the_learning_rate():
     [
         ({"arms": ("median",)}, "unknown arms"),
         ({"steps": 0}, "steps"),
-        ({"batch_size": 10, "micro_batches": 4}, "divisible"),
+        ({"batch_size": 10, "ga_steps": 4}, "divisible"),
         ({"d_model": 30, "n_heads": 4}, "divisible"),
         ({"seeds": (1, 1)}, "distinct"),
         ({"lr": 0.0}, "lr"),
