@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -39,6 +39,7 @@ __all__ = [
     "register",
     "resolve_reduction",
     "weights",
+    "global_weights",
     "reduce",
     "sample_weights",
     "losses_by_reduction",
@@ -333,6 +334,41 @@ def weights(
             "with zero gradients (what a micro-batch without trained tokens should contribute)"
         )
     return red.weight_fn(mask, counts, **params)
+
+
+def global_weights(
+    mask: torch.Tensor,
+    reduction: str = "token_mean",
+    *,
+    num_tokens: float | None = None,
+    num_samples: float | None = None,
+    **params,
+) -> torch.Tensor:
+    """``W: [B, T]`` of one part of a larger batch: the reduction's own counts swapped for the whole's.
+
+    ``num_tokens`` replaces ``N`` (``token_mean``: ``W = m / num_tokens``); ``num_samples`` replaces
+    ``B'`` and ``B`` (``sample_mean``: ``m / (n_b * num_samples)``, ``seq_mean_token_sum``,
+    ``constant_norm``); ``None`` keeps the mask's own count. A reduction that divides by neither is
+    unchanged. This is how a micro-batch's loss divides by counts all-reduced over every micro-batch
+    and rank (transformers' ``num_items_in_batch``, verl's ``global_batch_info``).
+    """
+    red = resolve_reduction(reduction)
+    w = weights(mask, red.name, **params)  # checks the mask, the parameters and 0/0
+    counts = _counts(_as_mask(mask), None)
+    swap = {}
+    if num_tokens is not None:
+        swap["num_tokens"] = torch.as_tensor(_positive("num_tokens", num_tokens), dtype=w.dtype)
+    if num_samples is not None:
+        swap["num_samples"] = swap["num_nonempty"] = _positive("num_samples", num_samples)
+    if not swap or not bool(counts.num_tokens > 0):
+        return w
+    return red.weight_fn(_as_mask(mask), replace(counts, **swap), **params)
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive count, got {value!r}")
+    return value
 
 
 def reduce(

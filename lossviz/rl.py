@@ -49,7 +49,7 @@ import torch
 
 from .batching import mask_from_lengths
 from .checks import float_dtype, integer, integer_list, number
-from .reductions import REDUCTIONS, weights
+from .reductions import REDUCTIONS, global_weights, weights
 
 __all__ = [
     "MODES",
@@ -258,18 +258,21 @@ def mode_weights(
         return w / ga_steps
     n_local = float(mask.sum())
     tokens = n_local if global_tokens is None else float(global_tokens)
-    if m.scaling == "generation":
+    if m.scaling == "generation":  # a token mean over N_gen / P * G / steps_per_generation
         spg = ga_steps if steps_per_generation is None else steps_per_generation
-        return mask.to(w.dtype) / (max(tokens, 1.0) / processes * ga_steps / spg)
-    # verl: the reduction's own counts (N, B' or B) replaced by the global ones, times dp_size
-    if m.reduction == "token_mean":
-        return w * (n_local / tokens) * processes if n_local else w
-    if m.reduction == "sum":
-        return w * processes
+        count = max(tokens, 1.0) / processes * ga_steps / spg
+        return global_weights(mask, "token_mean", num_tokens=count) if n_local else w
+    # verl: the reduction's own counts (N, B' or B) swapped for the global ones, times dp_size
     nonempty = float((mask.sum(dim=1) > 0).sum())
-    own = mask.shape[0] if m.reduction == "constant_norm" else nonempty
-    responses = nonempty if global_responses is None else float(global_responses)
-    return w * (own / responses) * processes if nonempty else w
+    if not nonempty:
+        return w if m.reduction != "sum" else w * processes
+    responses = None if global_responses is None else float(global_responses)
+    if m.reduction == "constant_norm" and responses is None:
+        responses = nonempty  # verl divides by B', not by the rows B
+    tokens = None if global_tokens is None else tokens
+    return global_weights(mask, m.reduction, num_tokens=tokens, num_samples=responses, **params) * (
+        processes
+    )
 
 
 def gradient_weights(
