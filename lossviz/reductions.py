@@ -12,10 +12,12 @@ sample_mean          m / (n_b * B')                 GRPO, verl seq-mean-token-me
 seq_mean_token_sum   m / B'                         verl seq-mean-token-sum
 constant_norm        m / (B * C)                    Dr. GRPO (TRL dr_grpo), C = max_length
 padded_mean          m / (B * T)                    the bug: padding counted in the denominator
+token_sum_norm       m / C                          an earlier verl seq-mean-token-sum-norm
 ==================== ============================== ============================================
 
 ``B'`` counts only samples with at least one trained token. A new reduction is one function that
-returns ``W``, registered with :func:`register`; plots and widgets then work for it unchanged.
+returns ``W``, registered with :func:`register`; plots and widgets then work for it unchanged. This
+table is tested equal to the registry; :func:`reduction_markdown` writes the README's from it.
 
 When every token is ignored, the reductions whose denominator depends on the trained tokens
 (``token_mean``, ``sample_mean``, ``seq_mean_token_sum``) are 0/0: they raise a ``ValueError`` unless
@@ -44,6 +46,8 @@ __all__ = [
     "sample_weights",
     "losses_by_reduction",
     "BatchCounts",
+    "reduction_table",
+    "reduction_markdown",
 ]
 
 
@@ -470,3 +474,13 @@ def reduction_table() -> list[dict[str, str]]:
         }
         for r in REDUCTIONS.values()
     ]
+
+
+def reduction_markdown() -> str:
+    """The README's table of the reductions, written from the registry: name (aliases), loss, users."""
+    rows = ["| name | loss | who uses it |", "|---|---|---|"]
+    for r in REDUCTIONS.values():
+        aliases = ", ".join(f"`{a}`" for a in r.aliases)
+        name = f"`{r.name}`" + (f" ({aliases})" if aliases else "")
+        rows.append(f"| {name} | `{r.formula}` | {r.used_by} |")
+    return "\n".join(rows)
