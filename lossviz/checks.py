@@ -241,5 +241,17 @@ def _check_range(
         need = f"{article} {noun} <= {high}"
     else:
         need = f"{article} {noun} between {low} and {high}"
-    shown = f"{value}" if isinstance(value, int) and abs(value) < 10**12 else f"{value:g}"
-    raise ValueError(f"{name} must be {need}, got {shown}")
+    raise ValueError(f"{name} must be {need}, got {_shown(value)}")
+
+
+def _shown(value: float) -> str:
+    """``value`` for a message: digits up to 12, else its size (an int too large for a float is
+    never converted to one: ``f"{10**400:g}"`` raises ``OverflowError``)."""
+    if isinstance(value, int):
+        if abs(value) < 10**12:
+            return f"{value}"
+        if value.bit_length() < 10_000:  # str() of an int has a limit (4300 digits by default)
+            return f"{'a negative' if value < 0 else 'an'} integer of {len(str(abs(value)))} digits"
+        digits = int(value.bit_length() * math.log10(2))
+        return f"{'a negative' if value < 0 else 'an'} integer of about {digits} digits"
+    return f"{value:g}"

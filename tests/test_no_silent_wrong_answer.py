@@ -259,3 +259,12 @@ def test_fill_step_fills_or_cuts_a_step_and_says_so():
         cycle_to([], 3)
     with pytest.raises(ValueError, match="num_samples"):
         cycle_to([1], 0)
+
+
+def test_an_integer_too_large_for_a_float_is_named_by_its_size():
+    from lossviz.checks import integer
+
+    with pytest.raises(ValueError, match="between 1 and 24, got an integer of 401 digits"):
+        integer("length", 10**400, low=1, high=24)
+    with pytest.raises(ValueError, match="got a negative integer of about 3010[23] digits"):
+        integer("length", -(10**30103), low=1)
