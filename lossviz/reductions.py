@@ -421,11 +421,12 @@ def sample_weights(
     mask: torch.Tensor,
     reduction: str = "token_mean",
     *,
-    normalize: bool = True,
+    as_shares: bool = True,
     sample_ids: torch.Tensor | None = None,
     **params,
 ) -> torch.Tensor:
-    """Each sample's total weight ``sum_t W[b, t]`` (``[B]``), as shares summing to 1 by default.
+    """Each sample's total weight ``sum_t W[b, t]`` (``[B]``), as shares summing to 1 by default
+    (``as_shares=False``: the totals themselves).
 
     Token mean gives sample b the share ``n_b / N``; sample mean gives every non-empty sample ``1/B'``.
     With ``sample_ids`` the result has one entry per distinct sample id, in increasing order (ids
@@ -438,7 +439,7 @@ def sample_weights(
         owned, index, num_samples = _sample_index(_as_sample_ids(sample_ids, w))
         per_sample = torch.zeros(num_samples, dtype=w.dtype, device=w.device)
         per_sample.index_add_(0, index[owned], w[owned])
-    if not normalize:
+    if not as_shares:
         return per_sample
     total = per_sample.sum()
     return per_sample / total if bool(total > 0) else torch.zeros_like(per_sample)

@@ -4,18 +4,18 @@ A policy-gradient loss is a per-token loss ``l[b, t] = -A_b * ratio[b, t]`` (plu
 aggregated with a weight matrix ``W`` exactly like the SFT losses: ``L = sum_{b,t} W[b, t] * l[b, t]``.
 The projects name their aggregations differently; each name is one lossviz reduction. ``B`` responses
 in the micro-batch, ``B'`` of them non-empty, ``n_b`` tokens of response b, ``N = sum_b n_b``, ``T`` the
-padded response length, ``L_max`` TRL's ``max_completion_length``, ``G`` its gradient-accumulation steps.
+padded response length, ``L_max`` TRL's ``max_completion_length``, ``K`` its gradient-accumulation steps.
 Measured on TRL 1.16.0 and verl 0.9.1 (tests/test_trl_grpo.py, tests/test_verl.py), one process:
 
 =====================================  ====================  =====================  ===================
 project name                           W[b, t]               lossviz reduction      paper
 =====================================  ====================  =====================  ===================
-TRL ``grpo``, ``sapo``, GSPO           m / (n_b * B * G)     sample_mean            GRPO, SAPO, GSPO
-TRL ``bnpo``                           m / (N * G)           token_mean
+TRL ``grpo``, ``sapo``, GSPO           m / (n_b * B * K)     sample_mean            GRPO, SAPO, GSPO
+TRL ``bnpo``                           m / (N * K)           token_mean
 TRL ``dapo`` (default), ``cispo``,     m / N_gen             token_mean             DAPO, MiniMax-M1,
 ``vespo``                                                                           VESPO
-TRL ``dr_grpo``                        m / (B * L_max * G)   constant_norm          Dr. GRPO
-TRL ``luspo``                          m / (B * G)           seq_mean_token_sum     LUSPO
+TRL ``dr_grpo``                        m / (B * L_max * K)   constant_norm          Dr. GRPO
+TRL ``luspo``                          m / (B * K)           seq_mean_token_sum     LUSPO
 verl ``token-mean``                    m / N                 token_mean             DAPO
 verl ``token-sum``                     m                     sum
 verl ``seq-mean-token-mean``           m / (n_b * B')        sample_mean            GRPO
@@ -24,10 +24,10 @@ verl ``seq-mean-token-sum-norm``       m / (B' * C)          constant_norm      
 =====================================  ====================  =====================  ===================
 
 TRL (``_compute_loss`` in ``trl/trainer/grpo_trainer.py``) divides ``grpo``, ``sapo``, ``bnpo``,
-``dr_grpo`` and ``luspo`` by ``G``; ``dapo``, ``cispo`` and ``vespo`` divide by ``num_items_in_batch /
-num_processes * G / steps_per_generation`` where ``num_items_in_batch`` counts the completion tokens of
-the whole generation batch on all processes: with the default ``steps_per_generation = G`` that is
-``N_gen / P`` per micro-batch, so after summing the ``G`` micro-batches and DDP's average over the ``P``
+``dr_grpo`` and ``luspo`` by ``K``; ``dapo``, ``cispo`` and ``vespo`` divide by ``num_items_in_batch /
+num_processes * K / steps_per_generation`` where ``num_items_in_batch`` counts the completion tokens of
+the whole generation batch on all processes: with the default ``steps_per_generation = K`` that is
+``N_gen / P`` per micro-batch, so after summing the ``K`` micro-batches and DDP's average over the ``P``
 processes every token weighs ``1 / N_gen``. GSPO is ``importance_sampling_level="sequence"``; at ratio 1
 its gradient equals ``grpo``'s. The ratio enters through each type's gate (:mod:`lossviz.rl_ratio`):
 ``cispo`` multiplies by ``min(ratio, epsilon_high)``, which defaults to ``epsilon = 0.2``.
@@ -76,7 +76,7 @@ class RLMode:
     normalizer: str
     uses_max_length: bool = False
     # how the micro-batch weight scales with accumulation and processes (see mode_weights)
-    scaling: str = "accumulation"  # "accumulation" (1/G), "generation" (N_gen / P), "verl"
+    scaling: str = "accumulation"  # "accumulation" (1/K), "generation" (N_gen / P), "verl"
     setting: str = ""  # the config that selects it, when it is not ``option=name``
     # W[b, t] of one micro-batch, as measured (tests/test_trl_grpo.py, tests/test_verl.py)
     weight: str = ""
@@ -241,10 +241,10 @@ def mode_weights(
 
     ``max_length``: TRL's ``max_completion_length`` / verl's ``loss_scale_factor`` ``C`` for the two
     constant normalisers (default: the mask's own ``T``). The rest are the counts the trainers use,
-    defaulting to one process and one micro-batch: ``ga_steps`` TRL's ``G`` (``grpo``, ``bnpo``, ``sapo``,
-    ``dr_grpo``, ``luspo`` divide by it); ``steps_per_generation`` (default ``G``) and ``global_tokens``
+    defaulting to one process and one micro-batch: ``ga_steps`` TRL's ``K`` (``grpo``, ``bnpo``, ``sapo``,
+    ``dr_grpo``, ``luspo`` divide by it); ``steps_per_generation`` (default ``K``) and ``global_tokens``
     (``num_items_in_batch``, default this mask's ``N``) give ``dapo``/``cispo``/``vespo``'s normaliser
-    ``global_tokens / processes * G / steps_per_generation``; for verl ``global_tokens`` is
+    ``global_tokens / processes * K / steps_per_generation``; for verl ``global_tokens`` is
     ``batch_num_tokens``, ``global_responses`` is ``global_batch_size`` (default ``B'``) and ``processes``
     is ``dp_size``, which multiplies the loss.
     """
@@ -258,7 +258,7 @@ def mode_weights(
         return w / ga_steps
     n_local = float(mask.sum())
     tokens = n_local if global_tokens is None else float(global_tokens)
-    if m.scaling == "generation":  # a token mean over N_gen / P * G / steps_per_generation
+    if m.scaling == "generation":  # a token mean over N_gen / P * K / steps_per_generation
         spg = ga_steps if steps_per_generation is None else steps_per_generation
         count = max(tokens, 1.0) / processes * ga_steps / spg
         return global_weights(mask, "token_mean", num_tokens=count) if n_local else w

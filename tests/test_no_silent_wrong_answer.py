@@ -247,18 +247,18 @@ def test_the_parser_refuses_what_int_would_misread(text):
 
 
 def test_fill_step_fills_or_cuts_a_step_and_says_so():
-    from lossviz.step_shape import fill_step as cycle_to
+    from lossviz.step_shape import fill_step
 
-    assert cycle_to([3, 7], 5) == (
+    assert fill_step([3, 7], 5) == (
         [3, 7, 3, 7, 3],
         "the 2 lengths repeated to fill the step's 5 samples",
     )
-    assert cycle_to([3, 7, 20], 2) == ([3, 7], "the 3 lengths cut to the step's 2 samples")
-    assert cycle_to([4], 1) == ([4], "")
+    assert fill_step([3, 7, 20], 2) == ([3, 7], "the 3 lengths cut to the step's 2 samples")
+    assert fill_step([4], 1) == ([4], "")
     with pytest.raises(ValueError, match="at least one"):
-        cycle_to([], 3)
+        fill_step([], 3)
     with pytest.raises(ValueError, match="num_samples"):
-        cycle_to([1], 0)
+        fill_step([1], 0)
 
 
 def test_an_integer_too_large_for_a_float_is_named_by_its_size():
