@@ -59,7 +59,8 @@ def check_step(
         raise ValueError(
             f"one optimizer step takes per_device_batch_size x ga_steps x world_size = "
             f"{per_device_batch_size} x {ga_steps} x {world_size} = {need} samples, but {what} "
-            f"gave {num_samples}; give {need} or change the sizes"
+            f"gave {num_samples}; give {need}{' lengths' if what == 'lengths' else ''} or change "
+            "the sizes"
         )
     return need
 
