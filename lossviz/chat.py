@@ -35,7 +35,7 @@ from importlib import resources
 
 import torch
 
-from .checks import number
+from .checks import ArgumentTypeError, integer, number
 from .data_files import data_file
 from .reductions import weights
 from .tokenizer import FILLER_WORDS, IM_END, IM_START, build_vocab, load_tokenizer
@@ -302,14 +302,23 @@ def completion_only_mask(tokenized: ChatTokens, response_template: Sequence[int]
     return mask
 
 
+MAX_TURN_TOKENS = 100_000  # a synthetic turn's longest content (filler words, one token each)
+
+
 def synthetic_conversation(
     user_tokens: Sequence[int], assistant_tokens: Sequence[int], system_tokens: int = 0
 ) -> list[dict]:
-    """A conversation whose k-th user and assistant contents have exactly the given token counts."""
+    """A conversation whose k-th user and assistant contents have exactly the given token counts.
+
+    Each count is an integer from 1 (0 for the system prompt) to :data:`MAX_TURN_TOKENS`.
+    """
     if len(user_tokens) != len(assistant_tokens) or not user_tokens:
         raise ValueError("give one user and one assistant length per turn (at least one turn)")
-    if any(int(n) < 1 for n in list(user_tokens) + list(assistant_tokens)) or system_tokens < 0:
-        raise ValueError("every user and assistant turn needs at least one token")
+    for role, counts in (("user_tokens", user_tokens), ("assistant_tokens", assistant_tokens)):
+        for k, n in enumerate(counts):
+            if integer(f"{role}[{k}]", n, high=MAX_TURN_TOKENS) < 1:
+                raise ValueError("every user and assistant turn needs at least one token")
+    integer("system_tokens", system_tokens, low=0, high=MAX_TURN_TOKENS)
     words = FILLER_WORDS
 
     def text(n: int, start: int) -> str:
@@ -322,6 +331,29 @@ def synthetic_conversation(
     return msgs
 
 
+def _read_file(path: object) -> tuple[bytes, str]:
+    """The bytes of the file at ``path`` and its name, or an error that names the problem."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(
+            f"path must be the path of a JSONL file (a str or pathlib.Path) or None for the bundled "
+            f"chats, got {type(path).__name__} {path!r}"
+        )
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise ValueError(f"{name}: is a folder, not a file; give the path of a JSONL file")
+    try:
+        with open(name, "rb") as f:
+            return f.read(), name
+    except FileNotFoundError:
+        raise ValueError(
+            f"{name}: no such file; check the path (one conversation per line)"
+        ) from None
+    except OSError as err:
+        raise ValueError(f"{name}: cannot be read ({err.strerror or err})") from None
+
+
 def load_chats(path: str | os.PathLike | None = None) -> list[list[dict]]:
     """Conversations from a JSONL file, one per line (``None``: the bundled ``data/chats.jsonl``).
 
@@ -332,9 +364,7 @@ def load_chats(path: str | os.PathLike | None = None) -> list[list[dict]]:
         name = "chats.jsonl (bundled)"
         data = resources.files("lossviz").joinpath("data/chats.jsonl").read_bytes()
     else:
-        name = os.fspath(path)
-        with open(path, "rb") as f:
-            data = f.read()
+        data, name = _read_file(path)
     if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows editors write one)
         data = data[3:]
     chats = []

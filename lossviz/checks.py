@@ -12,7 +12,7 @@ import argparse
 import math
 import numbers
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
@@ -241,22 +241,17 @@ def _check_range(
         need = f"{article} {noun} <= {high}"
     else:
         need = f"{article} {noun} between {low} and {high}"
-    shown = f"{value}" if isinstance(value, int) and abs(value) < 10**12 else f"{value:g}"
-    raise ValueError(f"{name} must be {need}, got {shown}")
+    raise ValueError(f"{name} must be {need}, got {_shown(value)}")
 
 
-def cycle_to(values: Sequence, n: int) -> tuple[list, str]:
-    """``values`` repeated (or cut) to exactly ``n`` items, and a note for the reader ("" if unchanged).
-
-    The explorers use it so that moving a batch or GA slider always gives a picture:
-    ``cycle_to([3, 7], 5) == ([3, 7, 3, 7, 3], "the 2 lengths repeated to fill the step's 5 samples")``.
-    """
-    values = list(values)
-    if not values:
-        raise ValueError("give at least one value to repeat")
-    n = positive_int("n", n)
-    if len(values) == n:
-        return values, ""
-    filled = [values[i % len(values)] for i in range(n)]
-    how = "repeated to fill" if len(values) < n else "cut to"
-    return filled, f"the {len(values)} lengths {how} the step's {n} samples"
+def _shown(value: float) -> str:
+    """``value`` for a message: digits up to 12, else its size (an int too large for a float is
+    never converted to one: ``f"{10**400:g}"`` raises ``OverflowError``)."""
+    if isinstance(value, int):
+        if abs(value) < 10**12:
+            return f"{value}"
+        if value.bit_length() < 10_000:  # str() of an int has a limit (4300 digits by default)
+            return f"{'a negative' if value < 0 else 'an'} integer of {len(str(abs(value)))} digits"
+        digits = int(value.bit_length() * math.log10(2))
+        return f"{'a negative' if value < 0 else 'an'} integer of about {digits} digits"
+    return f"{value:g}"

@@ -3,8 +3,8 @@
 :func:`run_ddp` spawns ``world_size`` processes (start method ``spawn``, so it works from a notebook:
 the worker lives here, in the package, because a function defined in a notebook cannot be spawned).
 Each rank builds the same tiny model and batch, takes its share of the batch with
-:func:`lossviz.accumulation.split_batch`, runs the same gradient-accumulation loop as the one-process
-:func:`lossviz.step_gradients.rank_grad`, under DDP (``no_sync`` on all but the last micro-batch,
+:func:`lossviz.step_shape.deal` (the ``DistributedSampler`` rule), runs the one GA loop
+:func:`lossviz.step_gradients.rank_grad` under DDP (``no_sync`` on all but the last micro-batch,
 so gradients are all-reduced once, averaged over ranks), and writes
 its gradient to a temporary file. The parent compares them with the gradient that
 ``accumulation_weights`` predicts on the full batch.
@@ -31,6 +31,7 @@ import torch
 from .checks import ArgumentTypeError, integer, integer_list, positive_int
 from .devices import torch_threads
 from .reductions import resolve_reduction
+from .step_shape import deal
 
 __all__ = ["DistributedRunError", "free_port", "run_ddp"]
 
@@ -55,7 +56,7 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from .accumulation import micro_batch_weights, split_batch
+    from .accumulation import micro_batch_weights
     from .model import TinyCausalLM, TinyConfig
     from .step_gradients import rank_grad, token_batch
 
@@ -75,9 +76,7 @@ def _worker(rank: int, cfg: dict, out_dir: str) -> None:
         model_cfg = TinyConfig(**cfg["model"])
         batch = token_batch(cfg["lengths"], vocab_size=model_cfg.vocab_size, seed=cfg["seed"])
         mask = batch.loss_mask()
-        plan = split_batch(
-            mask.shape[0], micro_batches=cfg["micro_batches"], world_size=cfg["world_size"]
-        )
+        plan = deal(mask.shape[0], ga_steps=cfg["ga_steps"], world_size=cfg["world_size"])
         grads = {}
         for normalize in cfg["normalizations"]:
             local = micro_batch_weights(mask, plan, reduction=cfg["reduction"], normalize=normalize)
@@ -122,7 +121,7 @@ def run_ddp(
     lengths: Sequence[int],
     *,
     world_size: int = 2,
-    micro_batches: int = 1,
+    ga_steps: int = 1,
     reduction: str = "token_mean",
     normalizations: Sequence[str] = ("naive", "global"),
     seed: int = 0,
@@ -141,7 +140,7 @@ def run_ddp(
     """
     import torch.multiprocessing as mp
 
-    from .accumulation import NORMALIZATIONS, accumulation_weights, split_batch
+    from .accumulation import NORMALIZATIONS, accumulation_weights
     from .model import TinyCausalLM, TinyConfig
     from .step_gradients import token_batch, weighted_grad
 
@@ -149,7 +148,7 @@ def run_ddp(
     # every argument is checked here, before a process starts: a late error would leave workers
     lengths = integer_list("lengths", lengths, low=1)
     world_size = integer("world_size (local processes)", world_size, low=2, high=8)
-    micro_batches = positive_int("micro_batches", micro_batches)
+    ga_steps = positive_int("ga_steps", ga_steps)
     reduction = resolve_reduction(reduction).name
     if isinstance(normalizations, str) or not normalizations:
         raise ValueError(
@@ -166,7 +165,7 @@ def run_ddp(
         raise ValueError(f"timeout must be > 0 seconds (and finite), got {timeout}")
     if fail_rank is not None:
         fail_rank = integer("fail_rank", fail_rank, low=0, high=world_size - 1)
-    split_batch(len(lengths), micro_batches=micro_batches, world_size=world_size)  # fail early
+    deal(len(lengths), ga_steps=ga_steps, world_size=world_size)  # fail early
     model_cfg = {"context_length": max(64, max(lengths) + 1)}
     start, wall = time.perf_counter(), time.time()
     with tempfile.TemporaryDirectory(prefix="lossviz-ddp-") as out_dir:
@@ -178,7 +177,7 @@ def run_ddp(
             "model": model_cfg,
             "lengths": lengths,
             "seed": seed,
-            "micro_batches": micro_batches,
+            "ga_steps": ga_steps,
             "reduction": reduction,
             "normalizations": list(normalizations),
         }
@@ -231,7 +230,7 @@ def run_ddp(
             grads[n] = torch.stack([g["grads"][n] for g in per_rank])
             W = accumulation_weights(
                 mask,
-                micro_batches=micro_batches,
+                ga_steps=ga_steps,
                 world_size=world_size,
                 reduction=reduction,
                 normalize=n,

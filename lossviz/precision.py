@@ -84,15 +84,19 @@ def round_to(x: torch.Tensor, dtype: str | torch.dtype) -> torch.Tensor:
 
 
 def spacing(value: float, dtype: str | torch.dtype) -> float:
-    """Distance from ``value`` (> 0, normal) to the next larger number of ``dtype``: ``2**(e - p + 1)``.
+    """Distance from ``value`` (> 0) to the next larger number of ``dtype``: ``2**(e - p + 1)``.
 
-    ``e = floor(log2 value)``, ``p`` the significant bits. ``spacing(256, "bfloat16") == 2``.
+    ``e = max(floor(log2 value), e_min)``, ``p`` the significant bits, ``e_min`` the exponent of the
+    smallest normal number: below it (subnormals) the spacing stays ``2**(e_min - p + 1)``
+    (float32: ``2**-149``, float16: ``2**-24``). ``spacing(256, "bfloat16") == 2``.
     """
     value = number("value", value)
     if not value > 0:
         raise ValueError(f"value must be positive and finite, got {value}")
-    exponent = math.frexp(value)[1] - 1
-    return 2.0 ** (exponent - _SIGNIFICANT_BITS[_dtype(dtype)] + 1)
+    dt = _dtype(dtype)
+    smallest_normal_exponent = math.frexp(torch.finfo(dt).tiny)[1] - 1
+    exponent = max(math.frexp(value)[1] - 1, smallest_normal_exponent)
+    return 2.0 ** (exponent - _SIGNIFICANT_BITS[dt] + 1)
 
 
 def sequential_sum(x: torch.Tensor, dtype: str | torch.dtype) -> np.ndarray:

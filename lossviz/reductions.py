@@ -12,10 +12,12 @@ sample_mean          m / (n_b * B')                 GRPO, verl seq-mean-token-me
 seq_mean_token_sum   m / B'                         verl seq-mean-token-sum
 constant_norm        m / (B * C)                    Dr. GRPO (TRL dr_grpo), C = max_length
 padded_mean          m / (B * T)                    the bug: padding counted in the denominator
+token_sum_norm       m / C                          an earlier verl seq-mean-token-sum-norm
 ==================== ============================== ============================================
 
 ``B'`` counts only samples with at least one trained token. A new reduction is one function that
-returns ``W``, registered with :func:`register`; plots and widgets then work for it unchanged.
+returns ``W``, registered with :func:`register`; plots and widgets then work for it unchanged. This
+table is tested equal to the registry; :func:`reduction_markdown` writes the README's from it.
 
 When every token is ignored, the reductions whose denominator depends on the trained tokens
 (``token_mean``, ``sample_mean``, ``seq_mean_token_sum``) are 0/0: they raise a ``ValueError`` unless
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -39,10 +41,13 @@ __all__ = [
     "register",
     "resolve_reduction",
     "weights",
+    "global_weights",
     "reduce",
     "sample_weights",
     "losses_by_reduction",
     "BatchCounts",
+    "reduction_table",
+    "reduction_markdown",
 ]
 
 
@@ -335,6 +340,41 @@ def weights(
     return red.weight_fn(mask, counts, **params)
 
 
+def global_weights(
+    mask: torch.Tensor,
+    reduction: str = "token_mean",
+    *,
+    num_tokens: float | None = None,
+    num_samples: float | None = None,
+    **params,
+) -> torch.Tensor:
+    """``W: [B, T]`` of one part of a larger batch: the reduction's own counts swapped for the whole's.
+
+    ``num_tokens`` replaces ``N`` (``token_mean``: ``W = m / num_tokens``); ``num_samples`` replaces
+    ``B'`` and ``B`` (``sample_mean``: ``m / (n_b * num_samples)``, ``seq_mean_token_sum``,
+    ``constant_norm``); ``None`` keeps the mask's own count. A reduction that divides by neither is
+    unchanged. This is how a micro-batch's loss divides by counts all-reduced over every micro-batch
+    and rank (transformers' ``num_items_in_batch``, verl's ``global_batch_info``).
+    """
+    red = resolve_reduction(reduction)
+    w = weights(mask, red.name, **params)  # checks the mask, the parameters and 0/0
+    counts = _counts(_as_mask(mask), None)
+    swap = {}
+    if num_tokens is not None:
+        swap["num_tokens"] = torch.as_tensor(_positive("num_tokens", num_tokens), dtype=w.dtype)
+    if num_samples is not None:
+        swap["num_samples"] = swap["num_nonempty"] = _positive("num_samples", num_samples)
+    if not swap or not bool(counts.num_tokens > 0):
+        return w
+    return red.weight_fn(_as_mask(mask), replace(counts, **swap), **params)
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive count, got {value!r}")
+    return value
+
+
 def reduce(
     losses: torch.Tensor,
     mask: torch.Tensor,
@@ -381,11 +421,12 @@ def sample_weights(
     mask: torch.Tensor,
     reduction: str = "token_mean",
     *,
-    normalize: bool = True,
+    as_shares: bool = True,
     sample_ids: torch.Tensor | None = None,
     **params,
 ) -> torch.Tensor:
-    """Each sample's total weight ``sum_t W[b, t]`` (``[B]``), as shares summing to 1 by default.
+    """Each sample's total weight ``sum_t W[b, t]`` (``[B]``), as shares summing to 1 by default
+    (``as_shares=False``: the totals themselves).
 
     Token mean gives sample b the share ``n_b / N``; sample mean gives every non-empty sample ``1/B'``.
     With ``sample_ids`` the result has one entry per distinct sample id, in increasing order (ids
@@ -398,7 +439,7 @@ def sample_weights(
         owned, index, num_samples = _sample_index(_as_sample_ids(sample_ids, w))
         per_sample = torch.zeros(num_samples, dtype=w.dtype, device=w.device)
         per_sample.index_add_(0, index[owned], w[owned])
-    if not normalize:
+    if not as_shares:
         return per_sample
     total = per_sample.sum()
     return per_sample / total if bool(total > 0) else torch.zeros_like(per_sample)
@@ -434,3 +475,13 @@ def reduction_table() -> list[dict[str, str]]:
         }
         for r in REDUCTIONS.values()
     ]
+
+
+def reduction_markdown() -> str:
+    """The README's table of the reductions, written from the registry: name (aliases), loss, users."""
+    rows = ["| name | loss | who uses it |", "|---|---|---|"]
+    for r in REDUCTIONS.values():
+        aliases = ", ".join(f"`{a}`" for a in r.aliases)
+        name = f"`{r.name}`" + (f" ({aliases})" if aliases else "")
+        rows.append(f"| {name} | `{r.formula}` | {r.used_by} |")
+    return "\n".join(rows)

@@ -49,7 +49,7 @@ import torch
 
 from .batching import mask_from_lengths
 from .checks import float_dtype, integer, integer_list, number
-from .reductions import REDUCTIONS, weights
+from .reductions import REDUCTIONS, global_weights, weights
 
 __all__ = [
     "MODES",
@@ -76,7 +76,7 @@ class RLMode:
     normalizer: str
     uses_max_length: bool = False
     # how the micro-batch weight scales with accumulation and processes (see mode_weights)
-    scaling: str = "accumulation"  # "accumulation" (1/G), "generation" (N_gen / P), "verl"
+    scaling: str = "accumulation"  # "accumulation" (1/K), "generation" (N_gen / P), "verl"
     setting: str = ""  # the config that selects it, when it is not ``option=name``
     # W[b, t] of one micro-batch, as measured (tests/test_trl_grpo.py, tests/test_verl.py)
     weight: str = ""
@@ -241,10 +241,10 @@ def mode_weights(
 
     ``max_length``: TRL's ``max_completion_length`` / verl's ``loss_scale_factor`` ``C`` for the two
     constant normalisers (default: the mask's own ``T``). The rest are the counts the trainers use,
-    defaulting to one process and one micro-batch: ``ga_steps`` TRL's ``G`` (``grpo``, ``bnpo``, ``sapo``,
-    ``dr_grpo``, ``luspo`` divide by it); ``steps_per_generation`` (default ``G``) and ``global_tokens``
+    defaulting to one process and one micro-batch: ``ga_steps`` TRL's ``K`` (``grpo``, ``bnpo``, ``sapo``,
+    ``dr_grpo``, ``luspo`` divide by it); ``steps_per_generation`` (default ``K``) and ``global_tokens``
     (``num_items_in_batch``, default this mask's ``N``) give ``dapo``/``cispo``/``vespo``'s normaliser
-    ``global_tokens / processes * G / steps_per_generation``; for verl ``global_tokens`` is
+    ``global_tokens / processes * K / steps_per_generation``; for verl ``global_tokens`` is
     ``batch_num_tokens``, ``global_responses`` is ``global_batch_size`` (default ``B'``) and ``processes``
     is ``dp_size``, which multiplies the loss.
     """
@@ -258,18 +258,21 @@ def mode_weights(
         return w / ga_steps
     n_local = float(mask.sum())
     tokens = n_local if global_tokens is None else float(global_tokens)
-    if m.scaling == "generation":
+    if m.scaling == "generation":  # a token mean over N_gen / P * K / steps_per_generation
         spg = ga_steps if steps_per_generation is None else steps_per_generation
-        return mask.to(w.dtype) / (max(tokens, 1.0) / processes * ga_steps / spg)
-    # verl: the reduction's own counts (N, B' or B) replaced by the global ones, times dp_size
-    if m.reduction == "token_mean":
-        return w * (n_local / tokens) * processes if n_local else w
-    if m.reduction == "sum":
-        return w * processes
+        count = max(tokens, 1.0) / processes * ga_steps / spg
+        return global_weights(mask, "token_mean", num_tokens=count) if n_local else w
+    # verl: the reduction's own counts (N, B' or B) swapped for the global ones, times dp_size
     nonempty = float((mask.sum(dim=1) > 0).sum())
-    own = mask.shape[0] if m.reduction == "constant_norm" else nonempty
-    responses = nonempty if global_responses is None else float(global_responses)
-    return w * (own / responses) * processes if nonempty else w
+    if not nonempty:
+        return w if m.reduction != "sum" else w * processes
+    responses = None if global_responses is None else float(global_responses)
+    if m.reduction == "constant_norm" and responses is None:
+        responses = nonempty  # verl divides by B', not by the rows B
+    tokens = None if global_tokens is None else tokens
+    return global_weights(mask, m.reduction, num_tokens=tokens, num_samples=responses, **params) * (
+        processes
+    )
 
 
 def gradient_weights(

@@ -16,12 +16,13 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-from .accumulation import accumulation_weights, micro_batch_weights, split_batch
+from .accumulation import accumulation_weights, micro_batch_weights
 from .batching import Batch, _check_lengths, pad
 from .cross_entropy import token_losses
 from .devices import torch_threads
 from .model import TinyCausalLM, TinyConfig
 from .reductions import weights
+from .step_shape import deal
 
 __all__ = [
     "token_batch",
@@ -92,6 +93,7 @@ def rank_grad(
     local: Sequence[torch.Tensor],
     *,
     no_sync: Callable[[], AbstractContextManager] | None = None,
+    losses_out: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Gradient ``[P]`` of one rank's GA loop: ``sum(local[k] * l[rows[k]]).backward()`` per step k.
 
@@ -99,7 +101,8 @@ def rank_grad(
     (one rank of :func:`lossviz.accumulation.micro_batch_weights`); ``.grad`` accumulates over the
     steps from zero. Under DDP pass ``no_sync=ddp_model.no_sync``: every step but the last runs
     without communication, so the gradients are all-reduced (averaged over ranks) once, and an empty
-    last micro-batch still joins that all-reduce with a zero loss.
+    last micro-batch still joins that all-reduce with a zero loss. ``losses_out``, when given,
+    receives each step's detached token losses ``[len(rows[k]), T]`` (for logging).
     """
     model.zero_grad(set_to_none=True)
     last = len(rows) - 1
@@ -109,6 +112,8 @@ def rank_grad(
             if step_rows:
                 losses = _rows_losses(model, batch, torch.tensor(step_rows, dtype=torch.long))
                 (w.to(losses) * losses).sum().backward()
+                if losses_out is not None:
+                    losses_out.append(losses.detach())
             elif no_sync is not None and k == last:  # nothing to add, but DDP must all-reduce
                 first = next(r for r in rows if r)[:1]
                 (_rows_losses(model, batch, torch.tensor(first)).sum() * 0.0).backward()
@@ -119,7 +124,7 @@ def accumulated_grad(
     model: nn.Module,
     batch: Batch,
     *,
-    micro_batches: int,
+    ga_steps: int,
     world_size: int = 1,
     reduction: str = "token_mean",
     normalize: str = "global",
@@ -132,7 +137,7 @@ def accumulated_grad(
     process; see :mod:`lossviz.distributed` for real processes).
     """
     mask = batch.loss_mask()
-    plan = split_batch(mask.shape[0], micro_batches=micro_batches, world_size=world_size)
+    plan = deal(mask.shape[0], ga_steps=ga_steps, world_size=world_size)
     local = micro_batch_weights(mask, plan, reduction=reduction, normalize=normalize, **params)
     total = None
     for rank_plan, rank_w in zip(plan, local, strict=True):
@@ -148,7 +153,7 @@ def _l2(x: torch.Tensor) -> float:
 def ga_gradient_distances(
     lengths: Sequence[int],
     *,
-    micro_batches: int,
+    ga_steps: int,
     world_size: int = 1,
     normalizations: Sequence[str] = ("global", "naive"),
     reduction: str = "token_mean",
@@ -171,7 +176,7 @@ def ga_gradient_distances(
         # a model of its own per call: its .grad is written here, so nothing shared is mutated
         model = TinyCausalLM(cfg).to(device)
         full = weighted_grad(model, batch, weights(batch.loss_mask(), reduction))
-        split = {"micro_batches": micro_batches, "world_size": world_size, "reduction": reduction}
+        split = {"ga_steps": ga_steps, "world_size": world_size, "reduction": reduction}
         return {
             n: _l2(accumulated_grad(model, batch, normalize=n, **split) - full)
             for n in dict.fromkeys(normalizations)
@@ -181,7 +186,7 @@ def ga_gradient_distances(
 def gradient_gap(
     lengths: Sequence[int],
     *,
-    micro_batches: int,
+    ga_steps: int,
     world_size: int = 1,
     reduction: str = "token_mean",
     device: str | torch.device = "cpu",
@@ -199,7 +204,7 @@ def gradient_gap(
     batch = token_batch(lengths, vocab_size=cfg.vocab_size, seed=seed)
     model = TinyCausalLM(cfg).to(device)
     mask = batch.loss_mask()
-    split = {"micro_batches": micro_batches, "world_size": world_size, "reduction": reduction}
+    split = {"ga_steps": ga_steps, "world_size": world_size, "reduction": reduction}
     full = weighted_grad(model, batch, weights(mask, reduction))
     ga_global = accumulated_grad(model, batch, normalize="global", **split)
     ga_naive = accumulated_grad(model, batch, normalize="naive", **split)

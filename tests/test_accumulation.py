@@ -14,19 +14,19 @@ lengths_st = st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_si
 
 
 def test_split_deals_like_distributed_sampler_then_consecutive_micro_batches():
-    assert lv.split_batch(5, micro_batches=2, world_size=2) == [[[0, 2], [4]], [[1], [3]]]
-    assert lv.split_batch(5, micro_batches=2) == [[[0, 1, 2], [3, 4]]]
+    assert lv.step_shape.deal(5, ga_steps=2, world_size=2) == [[[0, 2], [4]], [[1], [3]]]
+    assert lv.step_shape.deal(5, ga_steps=2) == [[[0, 1, 2], [3, 4]]]
     # fewer samples than micro-batches: the last ones are empty (the loop still runs G steps)
-    assert lv.split_batch(3, micro_batches=4) == [[[0], [1], [2], []]]
+    assert lv.step_shape.deal(3, ga_steps=4) == [[[0], [1], [2], []]]
 
 
 @given(st.integers(1, 40), st.integers(1, 6), st.integers(1, 4))
 def test_split_places_every_sample_once_on_rank_i_mod_r(B, G, R):
     if B < R:
         with pytest.raises(ValueError, match="one per rank"):
-            lv.split_batch(B, micro_batches=G, world_size=R)
+            lv.step_shape.deal(B, ga_steps=G, world_size=R)
         return
-    plan = lv.split_batch(B, micro_batches=G, world_size=R)
+    plan = lv.step_shape.deal(B, ga_steps=G, world_size=R)
     assert len(plan) == R and all(len(rank) == G for rank in plan)
     seen = sorted(i for rank in plan for mb in rank for i in mb)
     assert seen == list(range(B))
@@ -41,10 +41,10 @@ def test_split_places_every_sample_once_on_rank_i_mod_r(B, G, R):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"micro_batches": 0}, "micro_batches"),
-        ({"micro_batches": 2, "world_size": 0}, "world_size"),
-        ({"micro_batches": 1, "world_size": 5}, "one per rank"),
-        ({"micro_batches": True}, "micro_batches"),
+        ({"ga_steps": 0}, "ga_steps"),
+        ({"ga_steps": 2, "world_size": 0}, "world_size"),
+        ({"ga_steps": 1, "world_size": 5}, "one per rank"),
+        ({"ga_steps": True}, "ga_steps"),
     ],
 )
 def test_impossible_splits_raise_clearly(kwargs, message):
@@ -54,13 +54,13 @@ def test_impossible_splits_raise_clearly(kwargs, message):
 
 def test_unknown_normalization_lists_the_choices():
     with pytest.raises(ValueError, match="naive"):
-        lv.accumulation_weights(lv.mask_from_lengths([3]), micro_batches=1, normalize="mean")
+        lv.accumulation_weights(lv.mask_from_lengths([3]), ga_steps=1, normalize="mean")
 
 
 def test_ga_notebook_example_lengths_4_and_3_by_hand():
     m = lv.mask_from_lengths([4, 3])
-    naive = lv.accumulation_weights(m, micro_batches=2, normalize="naive")
-    glob = lv.accumulation_weights(m, micro_batches=2, normalize="global")
+    naive = lv.accumulation_weights(m, ga_steps=2, normalize="naive")
+    glob = lv.accumulation_weights(m, ga_steps=2, normalize="global")
     # ((l11+..+l14)/4 + (l21+l22+l23)/3)/2  vs  (l11+..+l23)/7
     assert torch.allclose(naive[0, :4], torch.full((4,), 1 / 8))
     assert torch.allclose(naive[1, :3], torch.full((3,), 1 / 6))
@@ -70,16 +70,16 @@ def test_ga_notebook_example_lengths_4_and_3_by_hand():
 
 def test_sum_is_each_micro_batch_summed_over_g_and_r():
     m = lv.mask_from_lengths([4, 3, 9, 1])
-    W = lv.accumulation_weights(m, micro_batches=2, world_size=2, normalize="sum")
+    W = lv.accumulation_weights(m, ga_steps=2, world_size=2, normalize="sum")
     assert torch.allclose(W, m / 4)
 
 
 def test_ddp_weights_ranks_equally_under_naive():
     # rank 0 holds 1 token, rank 1 holds 9: naive gives each rank half the step (issue 34242)
     m = lv.mask_from_lengths([1, 9])
-    W = lv.accumulation_weights(m, micro_batches=1, world_size=2, normalize="naive")
+    W = lv.accumulation_weights(m, ga_steps=1, world_size=2, normalize="naive")
     assert torch.allclose(W.sum(1), torch.tensor([0.5, 0.5]))
-    W = lv.accumulation_weights(m, micro_batches=1, world_size=2, normalize="global")
+    W = lv.accumulation_weights(m, ga_steps=1, world_size=2, normalize="global")
     assert torch.allclose(W.sum(1), torch.tensor([0.1, 0.9]))
 
 
@@ -93,7 +93,7 @@ def test_global_equals_the_full_batch_for_any_lengths_and_split(lengths, G, R, r
         return
     m = lv.mask_from_lengths(lengths)
     W = lv.accumulation_weights(
-        m, micro_batches=G, world_size=R, reduction=reduction, normalize="global"
+        m, ga_steps=G, world_size=R, reduction=reduction, normalize="global"
     )
     full = lv.weights(m, reduction)
     assert torch.allclose(W, full, rtol=1e-6, atol=0)
@@ -112,7 +112,7 @@ def test_naive_equals_global_when_every_micro_batch_holds_the_same_tokens(G, R, 
     # build each micro-batch from `mbs` samples whose lengths sum to the same n * mbs
     B = G * R * mbs
     lengths = [0] * B
-    plan = lv.split_batch(B, micro_batches=G, world_size=R)
+    plan = lv.step_shape.deal(B, ga_steps=G, world_size=R)
     for rank in plan:
         for mb in rank:
             cuts = sorted(rnd.randint(0, n * mbs) for _ in range(len(mb) - 1))
@@ -120,8 +120,8 @@ def test_naive_equals_global_when_every_micro_batch_holds_the_same_tokens(G, R, 
             for i, p in zip(mb, parts, strict=True):
                 lengths[i] = p
     m = lv.mask_from_lengths(lengths)
-    naive = lv.accumulation_weights(m, micro_batches=G, world_size=R, normalize="naive")
-    glob = lv.accumulation_weights(m, micro_batches=G, world_size=R, normalize="global")
+    naive = lv.accumulation_weights(m, ga_steps=G, world_size=R, normalize="naive")
+    glob = lv.accumulation_weights(m, ga_steps=G, world_size=R, normalize="global")
     assert torch.allclose(naive, glob, rtol=1e-5, atol=1e-7)
 
 
@@ -129,9 +129,9 @@ def test_naive_equals_global_when_every_micro_batch_holds_the_same_tokens(G, R, 
 @given(lengths_st, st.integers(2, 4))
 def test_naive_differs_when_micro_batches_hold_different_token_counts(lengths, G):
     m = lv.mask_from_lengths(lengths)
-    plan = lv.split_batch(len(lengths), micro_batches=G)
+    plan = lv.step_shape.deal(len(lengths), ga_steps=G)
     counts = [sum(lengths[i] for i in mb) for mb in plan[0]]
-    naive = lv.accumulation_weights(m, micro_batches=G, normalize="naive")
+    naive = lv.accumulation_weights(m, ga_steps=G, normalize="naive")
     if len(set(counts)) > 1 and min(counts) > 0:
         assert not torch.allclose(naive, lv.weights(m), rtol=1e-4)
     assert torch.isfinite(naive).all()
@@ -139,13 +139,13 @@ def test_naive_differs_when_micro_batches_hold_different_token_counts(lengths, G
 
 def test_empty_micro_batch_adds_zero_and_keeps_dividing_by_g():
     m = lv.mask_from_lengths([2, 0, 6])  # sample 1 trains no token: its micro-batch is 0/0
-    W = lv.accumulation_weights(m, micro_batches=3, normalize="naive")
+    W = lv.accumulation_weights(m, ga_steps=3, normalize="naive")
     assert torch.allclose(W.sum(1), torch.tensor([1 / 3, 0.0, 1 / 3]))
 
 
 def test_micro_batch_weights_are_what_each_rank_backpropagates():
     m = lv.mask_from_lengths([4, 3, 9, 1, 5])
-    plan = lv.split_batch(5, micro_batches=2, world_size=2)
+    plan = lv.step_shape.deal(5, ga_steps=2, world_size=2)
     local = micro_batch_weights(m, plan, normalize="global")
     # each rank scales by R because DDP divides the summed gradient by R
     total = sum(w.sum() for rank in local for w in rank)
@@ -155,7 +155,7 @@ def test_micro_batch_weights_are_what_each_rank_backpropagates():
 
 def test_sample_mean_naive_equals_global_when_micro_batches_hold_equal_sample_counts():
     m = lv.mask_from_lengths([3, 50, 7, 1, 9, 22])
-    kw = {"micro_batches": 3, "reduction": "sample_mean"}
+    kw = {"ga_steps": 3, "reduction": "sample_mean"}
     naive = lv.accumulation_weights(m, normalize="naive", **kw)
     assert torch.allclose(naive, lv.weights(m, "sample_mean"))
     uneven = lv.accumulation_weights(m[:5], normalize="naive", **kw)  # sizes 2, 2, 1
@@ -166,7 +166,7 @@ def test_trainer_normalizations_local_and_unscaled():
     from lossviz.accumulation import plan_weights
 
     mask = lv.mask_from_lengths([12, 40, 7, 300, 5, 9, 30, 2])
-    split = {"micro_batches": 4, "world_size": 2}
+    split = {"ga_steps": 4, "world_size": 2}
     naive = lv.accumulation_weights(mask, normalize="naive", **split)
     # each micro-batch's own mean without / G: G times the naive weights
     unscaled = lv.accumulation_weights(mask, normalize="unscaled", **split)
@@ -176,37 +176,37 @@ def test_trainer_normalizations_local_and_unscaled():
     assert torch.allclose(
         local.sum(1), torch.tensor([12, 40, 7, 300, 5, 9, 30, 2]) / 2 / torch.tensor([54, 351] * 4)
     )
-    one_rank = {"micro_batches": 4, "world_size": 1}
+    one_rank = {"ga_steps": 4, "world_size": 1}
     assert torch.allclose(
         lv.accumulation_weights(mask, normalize="local", **one_rank),
         lv.accumulation_weights(mask, normalize="global", **one_rank),
     )
-    plan = lv.split_batch(8, **split)
+    plan = lv.step_shape.deal(8, **split)
     assert torch.equal(plan_weights(mask, plan, normalize="naive"), naive)
     with pytest.raises(ValueError, match="exactly once"):
         plan_weights(mask, [[[0, 1]], [[2]]])
 
 
 def test_group_by_deals_samples_in_the_order_of_their_keys():
-    assert lv.split_batch(4, micro_batches=2, group_by=[9, 2, 7, 1]) == [[[3, 1], [2, 0]]]
+    assert lv.step_shape.deal(4, ga_steps=2, group_by=[9, 2, 7, 1]) == [[[3, 1], [2, 0]]]
     # a stable sort: equal keys keep their order; tuples sort by the first length, then the next
-    assert lv.split_batch(4, micro_batches=2, group_by=[(3, 1), (1, 5), (3, 0), (1, 5)]) == [
+    assert lv.step_shape.deal(4, ga_steps=2, group_by=[(3, 1), (1, 5), (3, 0), (1, 5)]) == [
         [[1, 3], [2, 0]]
     ]
     # with ranks, the sorted order (10, 20, 30, 40 = samples 1, 3, 2, 0) is dealt round-robin
-    assert lv.split_batch(4, micro_batches=1, world_size=2, group_by=[40, 10, 30, 20]) == [
+    assert lv.step_shape.deal(4, ga_steps=1, world_size=2, group_by=[40, 10, 30, 20]) == [
         [[1, 2]],
         [[3, 0]],
     ]
     with pytest.raises(ValueError, match="one key per sample"):
-        lv.split_batch(4, micro_batches=2, group_by=[1, 2])
+        lv.step_shape.deal(4, ga_steps=2, group_by=[1, 2])
 
 
 def test_grouped_naive_accumulation_weighs_short_micro_batches_up():
     lengths = [30, 2, 28, 3]
     mask = lv.mask_from_lengths(lengths)
-    W = lv.accumulation_weights(mask, micro_batches=2, normalize="naive", group_by=lengths)
+    W = lv.accumulation_weights(mask, ga_steps=2, normalize="naive", group_by=lengths)
     # the two short samples share a micro-batch: each of their 5 tokens weighs 1/(5*2)
     assert W.sum(1).tolist() == pytest.approx([30 / 116, 2 / 10, 28 / 116, 3 / 10])
-    grouped_global = lv.accumulation_weights(mask, micro_batches=2, group_by=lengths)
+    grouped_global = lv.accumulation_weights(mask, ga_steps=2, group_by=lengths)
     assert torch.allclose(grouped_global, lv.weights(mask, "token_mean"))

@@ -1,20 +1,21 @@
 """``lossviz audit``: per-sample weights of a GA / DDP setup, the distortion, and the fix."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 from lossviz.commands import build_parser, main
-from lossviz.commands.audit import FIXES, audit_table
+from lossviz.step_audit import FIXES, audit_table
 
-EXAMPLE = ["audit", "--lengths", "12,40,7,300", "--micro-batch-size", "1", "--ga-steps", "4"]
+EXAMPLE = ["audit", "--lengths", "12,40,7,300", "--per-device-batch-size", "1", "--ga-steps", "4"]
 
 
 def test_example_prints_each_sample_and_the_worst_distortion(capsys):
     assert main([*EXAMPLE, "--world-size", "1", "--reduction", "token_mean"]) == 0
     out = capsys.readouterr().out
-    assert "4 samples = micro-batch-size 1 x ga-steps 4 x world-size 1" in out
+    assert "4 samples = per_device_batch_size 1 x ga_steps 4 x world_size 1" in out
     # sample 2 trains 7 of 359 tokens but naive GA gives it 1/4 of the step: 359 / 28 = 12.821
     assert "12.821x" in out and "0.299x" in out
     assert "transformers 4.46.0" in out and "num_items_in_batch" in out
@@ -24,7 +25,7 @@ def test_example_prints_each_sample_and_the_worst_distortion(capsys):
 
 
 def test_table_numbers_are_the_weight_shares():
-    t = audit_table([12, 40, 7, 300], 1, 4, 1, "token_mean")
+    t = audit_table([12, 40, 7, 300], per_device_batch_size=1, ga_steps=4)
     assert t["intended"] == pytest.approx([12 / 359, 40 / 359, 7 / 359, 300 / 359])
     assert t["naive"] == pytest.approx([0.25] * 4)
     assert t["global"] == pytest.approx(t["intended"])
@@ -72,10 +73,16 @@ def test_bad_input_exits_2_with_a_message(capsys, extra, message):
 def test_help_explains_every_option():
     sub = build_parser()._subparsers._group_actions[0].choices["audit"]
     text = sub.format_help()
-    for option in ("--lengths", "--micro-batch-size", "--ga-steps", "--world-size", "--reduction"):
+    for option in (
+        "--lengths",
+        "--per-device-batch-size",
+        "--ga-steps",
+        "--world-size",
+        "--dealing",
+    ):
         assert option in text
     assert all(a.help for a in sub._actions)
-    assert "micro_batch_size x ga_steps x world_size" in text
+    assert "per_device_batch_size x ga_steps x world_size" in text and "--json" in text
 
 
 def test_fix_texts_name_the_versions():
@@ -97,3 +104,48 @@ def test_module_entry_point_runs():
 def test_a_uniform_scale_is_called_a_step_size_change(capsys):
     assert main(["audit", "--lengths", "3,8", "--ga-steps", "2", "--reduction", "sum"]) == 0
     assert "same 0.5" in capsys.readouterr().out
+
+
+# the issue's setup: lengths 10..80, batch 2, GA 2, 2 ranks
+ISSUE = ["--lengths", "10,20,30,40,50,60,70,80", "--per-device-batch-size", "2", "--ga-steps", "2"]
+ISSUE += ["--world-size", "2"]
+
+
+def _audit_json(capsys, *extra):
+    assert main(["audit", *ISSUE, "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_audit_deals_as_the_trainer_by_default_and_as_the_sampler_on_request(capsys):
+    trainer = _audit_json(capsys)
+    assert trainer["dealing"] == "trainer"
+    assert trainer["plan"] == [[[0, 1], [4, 5]], [[2, 3], [6, 7]]]  # whole batches to ranks
+    # rank 0's first micro-batch holds 10 + 20 = 30 tokens: under naive accumulation each of its
+    # samples weighs its count / 30, divided by GA and by the ranks
+    assert trainer["naive"][:2] == pytest.approx([10 / 30 / 4, 20 / 30 / 4])
+    sampler = _audit_json(capsys, "--dealing", "sampler")
+    assert sampler["plan"] == [[[0, 2], [4, 6]], [[1, 3], [5, 7]]]  # sample i to rank i % 2
+    assert sampler["naive"][:2] == pytest.approx([10 / 40 / 4, 20 / 60 / 4])
+    for t in (trainer, sampler):  # the global fix does not depend on the dealing
+        assert t["global"] == pytest.approx([n / 360 for n in range(10, 90, 10)])
+
+
+def test_the_old_batch_flag_still_reads_as_the_per_device_batch_size(capsys):
+    old = [a if a != "--per-device-batch-size" else "--micro-batch-size" for a in ISSUE]
+    assert main(["audit", *old, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["per_device_batch_size"] == 2
+
+
+def test_audit_and_probe_predict_the_same_weights_for_the_same_setup(capsys):
+    """The real Trainer (2 gloo ranks, the naive case, where the dealing matters): its measured
+    per-sample weights, lossviz probe's predictions and lossviz audit's columns all agree."""
+    pytest.importorskip("transformers")
+    audit = _audit_json(capsys)
+    assert main(["probe", *ISSUE, "--case", "naive", "--json"]) == 0
+    probe = json.loads(capsys.readouterr().out)
+    assert probe["plan"] == probe["predicted_plan"] == audit["plan"]
+    for col in ("naive", "global", "sum"):
+        assert probe["diff"][col]["predicted_share"] == pytest.approx(audit[col], rel=1e-12)
+    # float32 recovery of the measured weights: ~6e-8 relative (lossviz.probe)
+    measured = probe["diff"]["naive"]["measured_share"]
+    assert measured == pytest.approx(audit["naive"], rel=1e-6)

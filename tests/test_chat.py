@@ -262,3 +262,23 @@ def test_batch_turn_weights_of_a_split_conversation():
         lv.chat.batch_turn_weights(examples, masks[:1])
     with pytest.raises(ValueError, match="prefix"):
         lv.chat.batch_turn_weights(examples[::-1], masks[::-1])
+
+
+def test_load_chats_names_a_missing_file_a_folder_and_a_non_path(tmp_path):
+    with pytest.raises(ValueError, match="nope.jsonl: no such file; check the path"):
+        lv.chat.load_chats(tmp_path / "nope.jsonl")
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        lv.chat.load_chats(tmp_path)
+    for bad in (42, ["a.jsonl"]):
+        with pytest.raises(ValueError, match="path must be the path of a JSONL file"):
+            lv.chat.load_chats(bad)
+    good = tmp_path / "one.jsonl"
+    good.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    assert len(lv.chat.load_chats(str(good).encode())) == 1  # bytes paths still read
+
+
+def test_synthetic_conversation_says_the_longest_turn():
+    with pytest.raises(
+        ValueError, match="user_tokens\\[0\\] must be an integer <= 100000, got an integer of 61"
+    ):
+        lv.chat.synthetic_conversation([10**60], [3])

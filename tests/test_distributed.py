@@ -52,7 +52,7 @@ def test_free_port_can_be_bound():
 
 def test_two_rank_ddp_gradients_equal_what_w_predicts():
     before = _children()
-    r = lv.run_ddp([12, 40, 7, 30, 5], world_size=2, micro_batches=2, timeout=90)
+    r = lv.run_ddp([12, 40, 7, 30, 5], world_size=2, ga_steps=2, timeout=90)
     for n in ("naive", "global"):
         g = r["grads"][n]
         assert g.shape[0] == 2
@@ -92,11 +92,11 @@ def test_bad_setups_fail_before_any_process_starts(kwargs, message):
 
 def test_three_ranks_with_an_empty_micro_batch_still_match_w():
     # 5 samples, 3 ranks, 2 GA steps: rank 2 holds one sample, so its second micro-batch is empty
-    assert lv.split_batch(5, micro_batches=2, world_size=3)[2] == [[2], []]
+    assert lv.step_shape.deal(5, ga_steps=2, world_size=3)[2] == [[2], []]
     r = lv.run_ddp(
         [9, 2, 30, 4, 11],
         world_size=3,
-        micro_batches=2,
+        ga_steps=2,
         normalizations=("naive", "global", "sum"),
         timeout=120,
     )

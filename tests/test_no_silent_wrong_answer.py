@@ -15,7 +15,7 @@ import lossviz as lv
 from lossviz import chat, precision, rl
 from lossviz.checks import parse_list
 from lossviz.commands import main
-from lossviz.commands.audit import audit_table
+from lossviz.step_audit import audit_table
 
 
 # -- float16 / bfloat16 token counts ------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_load_chats_accepts_a_utf8_byte_order_mark(tmp_path):
 def test_audit_cost_does_not_grow_with_the_lengths():
     tracemalloc.start()
     start = time.process_time()
-    t = audit_table([1_000_000_000, 1], 1, 2, 1, "token_mean")
+    t = audit_table([1_000_000_000, 1], per_device_batch_size=1, ga_steps=2)
     seconds, peak = time.process_time() - start, tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert t["intended"] == pytest.approx([1e9 / (1e9 + 1), 1 / (1e9 + 1)])
@@ -103,11 +103,11 @@ def test_audit_cost_does_not_grow_with_the_lengths():
 @pytest.mark.parametrize("name", list(lv.REDUCTIONS))
 def test_audit_from_counts_equals_the_full_mask(name):
     lengths = [12, 40, 7, 300, 5, 9]
-    t = audit_table(lengths, 1, 3, 2, name)
+    t = audit_table(lengths, per_device_batch_size=1, ga_steps=3, world_size=2, reduction=name)
     mask = lv.mask_from_lengths(lengths)
     for col, normalize in (("global", "global"), ("naive", "naive"), ("sum", "sum")):
         W = lv.accumulation_weights(
-            mask, micro_batches=3, world_size=2, reduction=name, normalize=normalize
+            mask, ga_steps=3, world_size=2, dealing="trainer", reduction=name, normalize=normalize
         )
         assert t[col] == pytest.approx(W.sum(1).tolist(), rel=1e-5)  # float32 vs float64 sums
     assert t["intended"] == pytest.approx(lv.weights(mask, name).sum(1).tolist(), rel=1e-5)
@@ -246,16 +246,25 @@ def test_the_parser_refuses_what_int_would_misread(text):
         parse_list(text, "length", low=1)
 
 
-def test_cycle_to_fills_or_cuts_a_step_and_says_so():
-    from lossviz.checks import cycle_to
+def test_fill_step_fills_or_cuts_a_step_and_says_so():
+    from lossviz.step_shape import fill_step
 
-    assert cycle_to([3, 7], 5) == (
+    assert fill_step([3, 7], 5) == (
         [3, 7, 3, 7, 3],
         "the 2 lengths repeated to fill the step's 5 samples",
     )
-    assert cycle_to([3, 7, 20], 2) == ([3, 7], "the 3 lengths cut to the step's 2 samples")
-    assert cycle_to([4], 1) == ([4], "")
+    assert fill_step([3, 7, 20], 2) == ([3, 7], "the 3 lengths cut to the step's 2 samples")
+    assert fill_step([4], 1) == ([4], "")
     with pytest.raises(ValueError, match="at least one"):
-        cycle_to([], 3)
-    with pytest.raises(ValueError, match="n"):
-        cycle_to([1], 0)
+        fill_step([], 3)
+    with pytest.raises(ValueError, match="num_samples"):
+        fill_step([1], 0)
+
+
+def test_an_integer_too_large_for_a_float_is_named_by_its_size():
+    from lossviz.checks import integer
+
+    with pytest.raises(ValueError, match="between 1 and 24, got an integer of 401 digits"):
+        integer("length", 10**400, low=1, high=24)
+    with pytest.raises(ValueError, match="got a negative integer of about 3010[23] digits"):
+        integer("length", -(10**30103), low=1)

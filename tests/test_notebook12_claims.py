@@ -9,14 +9,14 @@ import torch
 pytest.importorskip("trl")  # the trainers extra; `make test` installs it
 
 import lossviz as lv  # noqa: E402
-from lossviz import pitfalls as pf  # noqa: E402
+from lossviz import evaluation, step_shape, tensor_parallel  # noqa: E402
 from lossviz.trainers.versions import load_table  # noqa: E402
 
 LENGTHS = [3, 7, 20, 5]
 
 
 def test_the_hand_example():
-    plan = pf.trainer_plan(4, per_device_batch_size=2, ga_steps=2)
+    plan = step_shape.trainer_dealing(4, per_device_batch_size=2, ga_steps=2)
     mask = lv.batching.mask_from_lengths(LENGTHS).double()
     W = lv.plan_weights(mask, plan, normalize="global")
     assert round(1 / float(W[0, 0])) == 35 and float(W.sum()) == pytest.approx(1.0)
@@ -47,9 +47,9 @@ def test_pitfall_2_and_4_read_from_the_cached_version_table():
 
 
 def test_pitfall_3_factors():
-    assert pf.parallel_loss_factor(2, 4, count_divisor=4, multiplier=8) == 4.0
-    assert pf.parallel_loss_factor(2, 4, count_divisor=4, multiplier=2) == 1.0
-    assert pf.parallel_loss_factor(2, 1, 2, count_divisor=2, multiplier=4) == 2.0
+    assert tensor_parallel.parallel_loss_factor(2, 4, count_divisor=4, multiplier=8) == 4.0
+    assert tensor_parallel.parallel_loss_factor(2, 4, count_divisor=4, multiplier=2) == 1.0
+    assert tensor_parallel.parallel_loss_factor(2, 1, 2, count_divisor=2, multiplier=4) == 2.0
     assert f"{47.88 / 11.97:.2f}" == "4.00"  # the numbers PR 45994 reports
 
 
@@ -148,8 +148,8 @@ def test_pitfall_8_trainer_evaluate_is_the_sample_rule():
     ev = measure_eval([2, 30, 3, 5, 40], batch_size=2, logit_scale=30)
     assert ev["sizes"] == [2, 2, 1]
     loss = {
-        w: pf.eval_loss(ev["batch_losses"], weighting=w, sizes=ev["sizes"])
-        for w in pf.EVAL_WEIGHTINGS
+        w: evaluation.eval_loss(ev["batch_losses"], weighting=w, sizes=ev["sizes"])
+        for w in evaluation.EVAL_WEIGHTINGS
     }
     # float32 forward of the Trainer vs float64 scoring of the same model: seen 3e-7
     assert abs(ev["eval_loss"] - loss["sample"]) < 1e-5

@@ -27,8 +27,8 @@ def _settings() -> dict[str, torch.Tensor]:
     halves = [[[0, 1]], [[2, 3]]]
     return {
         "sft": lv.weights(m, "token_mean"),
-        "ga": lv.accumulation_weights(m, micro_batches=2, normalize="global"),
-        "ga_naive": lv.accumulation_weights(m, micro_batches=2, normalize="naive"),
+        "ga": lv.accumulation_weights(m, ga_steps=2, normalize="global"),
+        "ga_naive": lv.accumulation_weights(m, ga_steps=2, normalize="naive"),
         "ranks": lv.plan_weights(m, halves, normalize="global"),
         "ranks_local": lv.plan_weights(m, halves, normalize="local"),
         "packed": Wp,

@@ -245,3 +245,30 @@ def test_every_lossviz_reduction_agrees_on_cpu_and_cuda():
         cpu = lv.reduce(losses, mask.float(), name)
         gpu = lv.reduce(losses.cuda(), mask.float().cuda(), name).cpu()
         torch.testing.assert_close(gpu, cpu, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "want"),
+    [(1e-40, "float32", 2.0**-149), (1e-6, "float16", 2.0**-24), (1e-40, "bfloat16", 2.0**-133)],
+)
+def test_spacing_of_a_subnormal_is_the_smallest_step(value, dtype, want):
+    assert P.spacing(value, dtype) == want
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_spacing_is_the_distance_to_the_next_number_from_subnormal_to_large(dtype):
+    """Against torch.nextafter (and numpy.spacing where NumPy has the dtype), on numbers of
+    ``dtype`` from its smallest subnormal up: the distance to the next larger one."""
+
+    dt = P.DTYPES[dtype]
+    tiny, top = math.log2(torch.finfo(dt).tiny), math.log2(torch.finfo(dt).max)
+    gen = torch.Generator().manual_seed(0)
+    exps = torch.empty(300, dtype=torch.float64).uniform_(tiny - 20, top - 1, generator=gen)
+    xs = (2.0**exps).to(dt)  # numbers of dtype, many of them subnormal
+    xs = xs[xs > 0]
+    nxt = torch.nextafter(xs, torch.full_like(xs, float("inf")))
+    for x, n in zip(xs.tolist(), (nxt.double() - xs.double()).tolist(), strict=True):
+        assert P.spacing(x, dtype) == n, x
+        if dtype != "bfloat16":
+            np_dt = {"float32": np.float32, "float16": np.float16}[dtype]
+            assert P.spacing(x, dtype) == float(np.spacing(np_dt(x)))

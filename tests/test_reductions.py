@@ -167,3 +167,74 @@ def test_losses_by_reduction_is_each_reductions_sum_of_w_times_l():
     assert got["sum"] == pytest.approx(float(losses.sum()), rel=1e-12)
     empty = lv.reductions.losses_by_reduction(torch.zeros(1, 3), torch.zeros(1, 3))
     assert empty["sum"] == 0.0 and empty["token_mean"] != empty["token_mean"]  # 0/0 is NaN
+
+
+def _rst_rows(doc: str) -> list[list[str]]:
+    """The rows of the first simple reST table in ``doc``; a line whose third cell is empty
+    continues the row above."""
+    import re
+
+    lines = doc.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("====")]
+    spans = [m.span() for m in re.finditer(r"=+", lines[rules[0]])]
+    ends = [a for a, _ in spans[1:]] + [None]
+    rows: list[list[str]] = []
+    for line in lines[rules[1] + 1 : rules[2]]:
+        cells = [line[a:end].strip() for (a, _), end in zip(spans, ends, strict=True)]
+        if cells[2] or not rows:
+            rows.append(cells)
+        else:
+            rows[-1] = [f"{old} {new}".strip() for old, new in zip(rows[-1], cells, strict=True)]
+    return rows
+
+
+def test_every_table_of_the_reductions_is_the_registry():
+    from pathlib import Path
+
+    from lossviz import reductions
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert reductions.reduction_markdown() in readme
+    names = [row[0] for row in _rst_rows(reductions.__doc__)]
+    want = [
+        f"{r.name} ({', '.join(a for a in r.aliases if a != 'weighted')})"
+        if r.name == "token_mean"
+        else r.name
+        for r in lv.REDUCTIONS.values()
+    ]
+    assert names == want
+
+
+def test_the_rl_table_names_each_mode_with_its_registered_reduction():
+    import re
+
+    from lossviz import rl
+
+    seen = set()
+    for project_cell, _w, reduction, _paper in _rst_rows(rl.__doc__):
+        project = project_cell.split()[0].lower()
+        names = re.findall(r"``([^`]+)``", project_cell)
+        if project == "trl" and "GSPO" in project_cell:
+            names.append("gspo")
+        for name in names:
+            key = f"{project}:{name}"
+            assert rl.MODES[key].reduction == reduction, key
+            assert reduction in lv.REDUCTIONS
+            seen.add(key)
+    assert seen == set(rl.MODES)
+
+
+@pytest.mark.parametrize("name", ["token_mean", "sample_mean", "seq_mean_token_sum", "sum"])
+def test_global_weights_of_a_part_are_the_rows_of_the_whole(name):
+    from lossviz.reductions import global_weights
+
+    mask = lv.mask_from_lengths([3, 0, 7, 20, 5])
+    whole = lv.weights(mask, name)
+    N, nonempty = float(mask.sum()), 4
+    for rows in ([0, 1], [2, 3, 4]):
+        part = global_weights(mask[rows], name, num_tokens=N, num_samples=nonempty)
+        torch.testing.assert_close(part, whole[rows], rtol=0, atol=0)
+    # no count given: the part's own weights
+    torch.testing.assert_close(global_weights(mask[[2, 3]], name), lv.weights(mask[[2, 3]], name))
+    with pytest.raises(ValueError, match="num_tokens must be a positive count"):
+        global_weights(mask, name, num_tokens=0)

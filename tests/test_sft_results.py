@@ -142,7 +142,7 @@ def test_cli_bad_input_is_a_clear_usage_error(argv, message, capsys):
 
 
 def test_cli_inconsistent_options_exit_2(capsys):
-    assert main("experiment --batch-size 10 --micro-batches 4".split()) == 2
+    assert main("experiment --batch-size 10 --ga-steps 4".split()) == 2
     assert "divisible" in capsys.readouterr().err
 
 

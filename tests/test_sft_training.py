@@ -20,9 +20,9 @@ TINY = ExperimentConfig(
 )
 
 
-def _grads(cfg, examples, arm, micro_batches=4):
+def _grads(cfg, examples, arm, ga_steps=4):
     model = TinyCausalLM(cfg.model_config(0))
-    batch_loss(model, examples, arm, micro_batches, cfg.task.max_prompt)
+    batch_loss(model, examples, arm, ga_steps, cfg.task.max_prompt)
     return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
@@ -107,7 +107,7 @@ def test_sum_arm_scales_the_learning_rate():
     [
         ({"arms": ("median",)}, "unknown arms"),
         ({"steps": 0}, "steps"),
-        ({"batch_size": 10, "micro_batches": 4}, "divisible"),
+        ({"batch_size": 10, "ga_steps": 4}, "divisible"),
         ({"d_model": 30, "n_heads": 4}, "divisible"),
         ({"seeds": (1, 1)}, "distinct"),
         ({"lr": 0.0}, "lr"),
@@ -157,3 +157,32 @@ def test_logged_loss_is_the_answer_token_mean_for_every_arm():
         logged.append(float(batch_loss(model, examples, ARMS[name], 4, cfg.task.max_prompt)))
     assert logged[1] == pytest.approx(logged[0], rel=1e-5)
     assert logged[2] == pytest.approx(logged[0], rel=1e-5)
+
+
+@pytest.mark.parametrize("arm", ["token_mean", "ga_naive", "ga_global", "prompt_weight"])
+def test_the_one_ga_loop_gives_the_gradient_of_a_loop_written_out_bit_for_bit(arm):
+    """batch_loss runs lv.step_gradients.rank_grad; a loop written out here (each micro-batch
+    collated to its own width, its loss reduced and backpropagated) gives the same bits."""
+    from lossviz.experiments.tasks import collate
+
+    cfg = ExperimentConfig()
+    examples = _training_batches(cfg, 0)[0]
+    P, spec = cfg.task.max_prompt, ARMS[arm]
+    got = _grads(cfg, examples, spec)
+    model = TinyCausalLM(cfg.model_config(0))
+    mask = collate(examples, spec.prompt_weight, P)[2]
+    if spec.accumulation == "none":
+        plan, local = [list(range(len(examples)))], [lv.weights(mask, spec.reduction)]
+    else:
+        keys = [(len(e.response), len(e.prompt)) for e in examples]
+        plan = lv.step_shape.deal(len(examples), ga_steps=4, group_by=keys)
+        local = lv.accumulation.micro_batch_weights(
+            mask, plan, reduction=spec.reduction, normalize=spec.accumulation
+        )[0]
+        plan = plan[0]
+    for rows, w in zip(plan, local, strict=True):
+        ids, labels, m, sids = collate([examples[i] for i in rows], spec.prompt_weight, P)
+        losses = lv.token_losses(model(ids, sample_ids=sids), labels, shift=True)
+        lv.reduce(losses, w[:, : m.shape[1]], "sum").backward()
+    want = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert torch.equal(got, want)

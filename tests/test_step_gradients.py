@@ -43,7 +43,7 @@ def test_global_ga_loop_equals_full_batch_gradient(setup, G, R):
     model, batch = setup
     full = lv.step_gradients.weighted_grad(model, batch, lv.weights(batch.loss_mask()))
     ga = lv.step_gradients.accumulated_grad(
-        model, batch, micro_batches=G, world_size=R, normalize="global"
+        model, batch, ga_steps=G, world_size=R, normalize="global"
     )
     assert (ga - full).abs().max() < 1e-6  # float rounding only
     assert full.abs().max() > 1e-3
@@ -54,7 +54,7 @@ def test_global_ga_loop_equals_full_batch_gradient(setup, G, R):
 def test_ga_loop_gradient_is_the_gradient_w_predicts(setup, normalize, G, R):
     model, batch = setup
     mask = batch.loss_mask()
-    kw = {"micro_batches": G, "world_size": R, "normalize": normalize}
+    kw = {"ga_steps": G, "world_size": R, "normalize": normalize}
     ga = lv.step_gradients.accumulated_grad(model, batch, **kw)
     predicted = lv.step_gradients.weighted_grad(model, batch, lv.accumulation_weights(mask, **kw))
     full = lv.step_gradients.weighted_grad(model, batch, lv.weights(mask))
@@ -67,7 +67,7 @@ def test_sample_mean_global_loop_matches_the_full_batch(setup):
     full = lv.step_gradients.weighted_grad(
         model, batch, lv.weights(batch.loss_mask(), "sample_mean")
     )
-    ga = lv.step_gradients.accumulated_grad(model, batch, micro_batches=4, reduction="sample_mean")
+    ga = lv.step_gradients.accumulated_grad(model, batch, ga_steps=4, reduction="sample_mean")
     assert (ga - full).abs().max() < 1e-6
 
 
@@ -76,14 +76,14 @@ def test_float64_shrinks_the_rounding_but_not_the_bug(setup):
     model64 = copy.deepcopy(model).double()
     mask = batch.loss_mask()
     full = lv.step_gradients.weighted_grad(model64, batch, lv.weights(mask).double())
-    ga = lv.step_gradients.accumulated_grad(model64, batch, micro_batches=3, normalize="global")
-    naive = lv.step_gradients.accumulated_grad(model64, batch, micro_batches=3, normalize="naive")
+    ga = lv.step_gradients.accumulated_grad(model64, batch, ga_steps=3, normalize="global")
+    naive = lv.step_gradients.accumulated_grad(model64, batch, ga_steps=3, normalize="naive")
     assert (ga - full).abs().max() < 1e-13
     assert (naive - full).abs().max() > 1e-3
 
 
 def test_gradient_gap_report_separates_rounding_from_the_bug():
-    r = lv.step_gradients.gradient_gap([4, 3], micro_batches=2)
+    r = lv.step_gradients.gradient_gap([4, 3], ga_steps=2)
     assert r["global_vs_full_max"] < 1e-6
     assert r["naive_vs_predicted_max"] < 1e-6
     assert r["naive_vs_full_l2"] > 1e4 * r["global32_vs_full64_l2"]
@@ -105,7 +105,7 @@ def test_any_ga_loop_gradient_is_the_gradient_of_w(lengths, G, R, normalize):
     batch = lv.step_gradients.token_batch(
         lengths, vocab_size=model.cfg.vocab_size, seed=len(lengths)
     )
-    kw = {"micro_batches": G, "world_size": R, "normalize": normalize}
+    kw = {"ga_steps": G, "world_size": R, "normalize": normalize}
     ga = lv.step_gradients.accumulated_grad(model, batch, **kw)
     W = lv.accumulation_weights(batch.loss_mask(), **kw)
     predicted = lv.step_gradients.weighted_grad(model, batch, W)

@@ -39,7 +39,7 @@ def test_moving_controls_re_renders():
 
 def test_every_slider_updates_on_release_only():
     ex = accumulation_explorer()
-    for name in ("micro_batch_size", "ga_steps", "world_size", "lengths"):
+    for name in ("per_device_batch_size", "ga_steps", "world_size", "lengths"):
         assert ex.controls[name].continuous_update is False
     assert "cpu" in ex.controls["device"].options
 
@@ -51,7 +51,7 @@ def test_equal_lengths_make_naive_exact():
 
 
 def test_one_sample_one_step_renders():
-    d = render_accumulation(lengths="1", micro_batch_size=1, ga_steps=1, world_size=1).data
+    d = render_accumulation(lengths="1", per_device_batch_size=1, ga_steps=1, world_size=1).data
     assert d["full batch"] == [1.0] and all(math.isfinite(v) for v in d["ratio"])
 
 
@@ -65,13 +65,13 @@ def test_bad_lengths_are_explained(lengths):
 
 def test_too_many_samples_is_an_edge_case_not_a_crash():
     ex = accumulation_explorer()
-    ex.controls["micro_batch_size"].value = 4
+    ex.controls["per_device_batch_size"].value = 4
     ex.controls["world_size"].value = 4  # 4 x 4 x 4 = 64 > MAX_SAMPLES
     assert f"more than {MAX_SAMPLES}" in ex.last_view.text
 
 
 def test_large_setups_skip_the_gradient_but_keep_the_bars():
-    view = render_accumulation(lengths="300", micro_batch_size=2, ga_steps=8, world_size=2)
+    view = render_accumulation(lengths="300", per_device_batch_size=2, ga_steps=8, world_size=2)
     assert view.data["gaps"] is None and "skipped" in view.text
     assert len(view.data["naive"]) == 32
 
@@ -118,7 +118,7 @@ def test_the_explorer_gap_is_the_real_accumulation_loop(normalization):
     try:
         full = weighted_grad(model, batch, weights(batch.loss_mask()))
         for name, label in [("global", "global GA (float rounding)"), (normalization, None)]:
-            ga = accumulated_grad(model, batch, micro_batches=2, world_size=2, normalize=name)
+            ga = accumulated_grad(model, batch, ga_steps=2, world_size=2, normalize=name)
             expected = float(torch.linalg.vector_norm((ga - full).double()))
             assert view.data["gaps"][label or f"{name} GA"] == expected
     finally:

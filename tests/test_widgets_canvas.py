@@ -36,7 +36,7 @@ STEPS = {
         ("ga_steps", 2),
         ("world_size", 2),
         ("lengths", "3, 3, 3, 30"),
-        ("micro_batch_size", 3),
+        ("per_device_batch_size", 3),
         ("ga_steps", 4),
     ],
     chat_explorer: [

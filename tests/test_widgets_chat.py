@@ -87,3 +87,16 @@ def test_notebook_06_suggestion_one_token_answer_takes_half():
     assert torch.allclose(by_token, torch.tensor([2 / 27, 25 / 27]))
     twice = render_chat(reduction="token_mean", **{**kw, "strategy": "assistant"})
     assert torch.allclose(twice.data["assistant_shares"], torch.tensor([4 / 29, 25 / 29]))
+
+
+@pytest.mark.parametrize("digits", [60, 400])
+def test_a_huge_length_is_told_its_limit_not_a_python_error(digits):
+    from lossviz.widgets.base import EdgeCase
+    from lossviz.widgets.chat import MAX_LENGTH, render_chat
+
+    with pytest.raises(
+        EdgeCase, match=f"between 1 and {MAX_LENGTH}, got an integer of {digits} digits"
+    ):
+        render_chat(user_lengths="9" * digits)
+    with pytest.raises(EdgeCase, match=f"0 to {MAX_LENGTH} tokens"):
+        render_chat(system_length=10**60)

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         [
             ("--steps", int, "optimizer steps per run"),
             ("--batch-size", int, "examples per optimizer step"),
-            ("--micro-batches", int, "micro-batches G of the gradient-accumulation arms"),
+            ("--ga-steps", int, "gradient-accumulation steps K (micro-batches) of the GA arms"),
             (
                 "--lr",
                 positive_float_arg,

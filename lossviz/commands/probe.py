@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 
+from ..step_shape import fill_step, locate, step_samples, trainer_dealing
 from .audit import add_step_options
 
 __all__ = ["add_arguments", "run", "report"]
@@ -46,10 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_step_options(
         parser,
-        batch_flag="--per-device-batch-size",
         lengths_help="trained tokens of each sample, comma-separated, in data-loader order, e.g. "
         "12,40,7,300; one step takes per-device-batch-size x ga-steps x world-size samples, and a "
-        "shorter list whose length divides that is repeated to fill the step",
+        "shorter list is repeated in order to fill the step",
         world_help="data-parallel processes to start (gloo on 127.0.0.1, 1 to 8); default 1",
     )
     parser.add_argument(
@@ -83,18 +83,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fill(lengths: list[int], need: int) -> list[int]:
-    if len(lengths) == need:
-        return lengths
-    if len(lengths) < need and need % len(lengths) == 0:
-        return lengths * (need // len(lengths))
-    raise ValueError(
-        f"one optimizer step takes per-device-batch-size x ga-steps x world-size = {need} "
-        f"samples, but --lengths gave {len(lengths)}; give {need} lengths (or a list whose length "
-        f"divides {need}, which is repeated)"
-    )
-
-
 def report(result: dict) -> list[str]:
     """The printed table: per-sample measured vs predicted weights, the worst ratio, the verdict."""
     from ..measured_step import MODELS, verdict
@@ -105,9 +93,7 @@ def report(result: dict) -> list[str]:
     exp = result["expected"]
     d = result["diff"][exp]
     full = result["diff"]["global"]["predicted_share"]
-    where = {
-        i: (r, k) for r, rank in enumerate(result["plan"]) for k, mb in enumerate(rank) for i in mb
-    }
+    where = locate(result["plan"])
     if "step" in result:  # one step of a framework's epoch (lossviz.trainers.frameworks)
         from ..trainers.frameworks import framework_name
 
@@ -172,14 +158,18 @@ def _run_framework(args: argparse.Namespace) -> int:
     from ..trainers.frameworks import measure, step_report
 
     setting = args.loop or {"lightning": "automatic", "accelerate": "accumulate"}[args.trainer]
-    per, need = args.per_device_batch_size * args.world_size, 0
+    shape = {
+        "per_device_batch_size": args.per_device_batch_size,
+        "ga_steps": args.ga_steps,
+        "world_size": args.world_size,
+    }
     try:
-        need = args.per_device_batch_size * args.ga_steps * args.world_size
+        # one epoch: a list longer than one step is the epoch itself (its last window may be short)
         lengths = args.lengths
-        if not (len(lengths) >= need and len(lengths) % per == 0):
-            lengths = _fill(lengths, need)
-            if not args.json:
-                print(f"--lengths repeated to fill the step's {need} samples: {lengths}")
+        if len(lengths) < step_samples(**shape):
+            lengths, note = fill_step(lengths, step_samples(**shape), cut=False)
+            if note and not args.json:
+                print(f"--lengths: {note}: {lengths}")
         result = measure(
             args.trainer,
             setting,
@@ -220,23 +210,25 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import DistributedRunError
     from ..trainers.hf_trainer import measure
 
-    need = args.per_device_batch_size * args.ga_steps * args.world_size
+    shape = {
+        "per_device_batch_size": args.per_device_batch_size,
+        "ga_steps": args.ga_steps,
+        "world_size": args.world_size,
+    }
     try:
         if args.world_size > 8:
             raise ValueError(
                 f"--world-size must be at most 8 local processes, got {args.world_size}"
             )
-        lengths = _fill(args.lengths, need)
-        if lengths is not args.lengths and not args.json:
-            print(f"--lengths repeated to fill the step's {need} samples: {lengths}")
+        lengths, note = fill_step(args.lengths, step_samples(**shape), cut=False)
+        if note and not args.json:
+            print(f"--lengths: {note}: {lengths}")
         with tqdm(
             total=1, desc=f"Trainer step on {args.world_size} process(es)", file=sys.stderr
         ) as bar:
             result = measure(
                 lengths,
-                per_device_batch_size=args.per_device_batch_size,
-                ga_steps=args.ga_steps,
-                world_size=args.world_size,
+                **shape,
                 case=args.case,
                 model=args.model,
                 average_tokens_across_devices=_ATAD[args.average_tokens_across_devices],
@@ -246,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, DistributedRunError) as err:
         print(f"lossviz probe: error: {err}", file=sys.stderr)
         return 2
+    # lossviz's rule for the Trainer's dealing, beside the plan the probe read off the real step
+    result["predicted_plan"] = trainer_dealing(len(lengths), **shape)
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -3,9 +3,10 @@
 Every arm sees the same batches in the same order and starts from the same weights for a given
 seed; only the way token losses become one scalar differs. The loss of one batch is
 ``lv.reduce(lv.token_losses(logits, ids, shift=True), mask, reduction)``. Gradient accumulation
-uses the package's one split and one set of micro-batch weights (:mod:`lossviz.accumulation`):
-``G`` micro-batches grouped by length as ``group_by_length`` does, each weighted by its own token
-mean / G (naive) or by the token count ``N`` of the whole batch (global, transformers'
+runs the package's one GA loop (:func:`lossviz.step_gradients.rank_grad`) on its one dealing
+(:mod:`lossviz.step_shape`) and micro-batch weights (:mod:`lossviz.accumulation`):
+``K`` micro-batches grouped by length as ``group_by_length`` does, each weighted by its own token
+mean / K (naive) or by the token count ``N`` of the whole batch (global, transformers'
 ``num_items_in_batch``).
 """
 
@@ -18,12 +19,15 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from ..accumulation import NORMALIZATIONS, micro_batch_weights, split_batch
+from ..accumulation import NORMALIZATIONS, micro_batch_weights
+from ..batching import Batch
 from ..checks import positive_int
 from ..cross_entropy import token_losses
 from ..devices import torch_threads
 from ..model import TinyCausalLM, TinyConfig
-from ..reductions import reduce
+from ..reductions import reduce, weights
+from ..step_gradients import rank_grad
+from ..step_shape import deal
 from .tasks import (
     EOS,
     Example,
@@ -93,7 +97,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 80
     batch_size: int = 16
-    micro_batches: int = 4
+    ga_steps: int = 4
     lr: float = 1e-2
     d_model: int = 32
     n_layers: int = 2
@@ -108,15 +112,15 @@ class ExperimentConfig:
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms:
             raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
-        for name in ("steps", "batch_size", "micro_batches", "d_model", "n_layers", "n_heads"):
+        for name in ("steps", "batch_size", "ga_steps", "d_model", "n_layers", "n_heads"):
             positive_int(name, getattr(self, name))
         for name in ("eval_per_bucket", "eval_every", "threads"):
             positive_int(name, getattr(self, name))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds}")
-        if self.batch_size % self.micro_batches:
+        if self.batch_size % self.ga_steps:
             raise ValueError(
-                f"batch_size={self.batch_size} must be divisible by micro_batches={self.micro_batches}"
+                f"batch_size={self.batch_size} must be divisible by ga_steps={self.ga_steps}"
             )
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
@@ -153,43 +157,38 @@ def batch_loss(
     model: TinyCausalLM,
     examples: Sequence[Example],
     arm: Arm,
-    micro_batches: int = 1,
+    ga_steps: int = 1,
     prompt_length: int | None = None,
 ) -> torch.Tensor:
     """Backpropagate the arm's loss over ``examples``; returns the response token mean (detached).
 
-    ``accumulation="none"``: one ``reduce(l, m, arm.reduction)`` over the batch. ``"naive"`` and
-    ``"global"``: the batch is split by :func:`lossviz.accumulation.split_batch` into ``G``
+    One GA loop, :func:`lossviz.step_gradients.rank_grad`. ``accumulation="none"``: one
+    micro-batch, the whole batch weighted by ``weights(m, arm.reduction)``. ``"naive"`` and
+    ``"global"``: the batch is dealt by :func:`lossviz.step_shape.deal` into ``K = ga_steps``
     micro-batches grouped by answer length (``group_by``, as transformers' ``group_by_length``),
     one forward/backward each, weighted by :func:`lossviz.accumulation.micro_batch_weights`
-    (naive: each micro-batch's own mean / G; global: ``Σ_k Σ(m_k·l_k) / N``, N the trained tokens
+    (naive: each micro-batch's own mean / K; global: ``Σ_k Σ(m_k·l_k) / N``, N the trained tokens
     of the whole batch). Returned for logging: ``Σ m·l / Σ m`` over response tokens.
     """
     B = len(examples)
+    ids, labels, mask, sids = collate(examples, arm.prompt_weight, prompt_length)
     if arm.accumulation == "none":
-        plan, local = [list(range(B))], None
+        plan, local = [[list(range(B))]], [[weights(mask, arm.reduction)]]
     else:
         keys = [(len(e.response), len(e.prompt)) for e in examples]
-        plan = split_batch(B, micro_batches=micro_batches, group_by=keys)
-        full_mask = collate(examples, arm.prompt_weight, prompt_length)[2]
-        local = micro_batch_weights(
-            full_mask, plan, reduction=arm.reduction, normalize=arm.accumulation
-        )[0]
-        plan = plan[0]
+        plan = deal(B, ga_steps=ga_steps, group_by=keys)
+        local = micro_batch_weights(mask, plan, reduction=arm.reduction, normalize=arm.accumulation)
+    T = ids.shape[1]
+    batch = Batch(ids, labels, (sids >= 0).long(), torch.arange(T).expand(B, T), sids)
+    losses: list[torch.Tensor] = []
+    rank_grad(model, batch, plan[0], local[0], losses_out=losses)
+    # what is logged is the same for every arm: the mean loss of answer tokens
+    response = collate(examples, 0.0, prompt_length)[2] if arm.prompt_weight else mask
     logged, response_tokens = 0.0, 0.0
-    for k, rows in enumerate(plan):
-        chunk = [examples[i] for i in rows]
-        ids, labels, mask, sids = collate(chunk, arm.prompt_weight, prompt_length)
-        losses = token_losses(model(ids, sample_ids=sids), labels, shift=True)
-        if local is None:
-            loss = reduce(losses, mask, arm.reduction)
-        else:  # the chunk is the full batch's rows, cut to its own (dynamic) width
-            loss = reduce(losses, local[k][:, : mask.shape[1]], "sum")
-        loss.backward()
-        # what is logged is the same for every arm: the mean loss of answer tokens
-        response = collate(chunk, 0.0, prompt_length)[2] if arm.prompt_weight else mask
-        logged += float((losses.detach() * response).sum())
-        response_tokens += float(response.sum())
+    for rows, step_losses in zip((r for r in plan[0] if r), losses, strict=True):
+        kept = response[rows]
+        logged += float((step_losses * kept).sum())
+        response_tokens += float(kept.sum())
     return torch.tensor(logged / response_tokens)
 
 
@@ -263,7 +262,7 @@ def train_arm(
     train_loss, eval_steps, eval_loss = [], [], {b: [] for b in buckets}
     for step, examples in enumerate(batches, start=1):
         opt.zero_grad(set_to_none=True)
-        loss = batch_loss(model, examples, arm, cfg.micro_batches, P)
+        loss = batch_loss(model, examples, arm, cfg.ga_steps, P)
         train_loss.append(round(float(loss), 4))
         opt.step()
         if step % cfg.eval_every == 0 or step == len(batches):

@@ -3,7 +3,7 @@
 One ``evaluate()`` of the installed ``Trainer`` on the one-layer Llama of
 :mod:`lossviz.trainers.hf_trainer` (built from a config, random token samples, nothing downloaded), in
 order (``SequentialSampler``). Beside it, the same model scores every sample's tokens on its own, so
-the reported number can be compared with :func:`lossviz.pitfalls.eval_loss` under each weighting.
+the reported number can be compared with :func:`lossviz.evaluation.eval_loss` under each weighting.
 """
 
 from __future__ import annotations

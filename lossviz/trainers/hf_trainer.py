@@ -328,23 +328,17 @@ def _spawn(
 
 def _check_setup(lengths, per_device_batch_size, ga_steps, world_size) -> list[int]:
     from ..batching import _check_lengths
+    from ..step_shape import check_step
 
     lengths = _check_lengths(lengths, allow_zero=False)
-    for name, v in (
-        ("per_device_batch_size", per_device_batch_size),
-        ("ga_steps", ga_steps),
-        ("world_size", world_size),
-    ):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    check_step(
+        len(lengths),
+        per_device_batch_size=per_device_batch_size,
+        ga_steps=ga_steps,
+        world_size=world_size,
+    )
     if world_size > 8:
         raise ValueError(f"world_size must be at most 8 local processes, got {world_size}")
-    need = per_device_batch_size * ga_steps * world_size
-    if len(lengths) != need:
-        raise ValueError(
-            f"one optimizer step takes per_device_batch_size * ga_steps * world_size = {need} "
-            f"samples, but lengths has {len(lengths)}; give {need} lengths"
-        )
     return lengths
 
 

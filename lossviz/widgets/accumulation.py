@@ -13,13 +13,14 @@ import math
 
 import ipywidgets as W
 
-from ..accumulation import NORMALIZATIONS, accumulation_weights, split_batch
+from ..accumulation import NORMALIZATIONS, accumulation_weights
 from ..batching import mask_from_lengths
 from ..devices import available_devices, describe_devices
 from ..model import TinyConfig
 from ..plots.accumulation import WeightBars
 from ..reductions import sample_weights
 from ..step_gradients import ga_gradient_distances
+from ..step_shape import deal, fill_step, locate
 from .base import Canvas, EdgeCase, Explorer, View, check_finite, parse_list
 
 __all__ = ["render_accumulation", "accumulation_explorer", "GRADIENT_TOKEN_BUDGET"]
@@ -54,7 +55,7 @@ def _gaps(lengths: tuple, G: int, R: int, normalize: str, device: str) -> dict[s
     """L2 distance to the full-batch gradient: the global fix (float rounding) and ``normalize``."""
     dist = ga_gradient_distances(
         list(lengths),
-        micro_batches=G,
+        ga_steps=G,
         world_size=R,
         normalizations=("global", normalize),
         config=_WIDGET_MODEL,
@@ -68,13 +69,13 @@ def _columns(lengths: tuple, G: int, R: int) -> dict[str, list[float]]:
     mask = mask_from_lengths(list(lengths))
     cols = {"full batch": sample_weights(mask, "token_mean")}
     for n in ("naive", "global"):
-        cols[n] = accumulation_weights(mask, normalize=n, micro_batches=G, world_size=R).sum(1)
+        cols[n] = accumulation_weights(mask, normalize=n, ga_steps=G, world_size=R).sum(1)
     return {k: v.tolist() for k, v in cols.items()}
 
 
 def render_accumulation(
     lengths: str = "12, 40, 7, 300",
-    micro_batch_size: int = 1,
+    per_device_batch_size: int = 1,
     ga_steps: int = 4,
     world_size: int = 1,
     normalization: str = "naive",
@@ -90,16 +91,16 @@ def render_accumulation(
     pool = _parse_lengths(lengths)
     if normalization not in NORMALIZATIONS:
         raise EdgeCase(f"choose a normalization among {NORMALIZATIONS}")
-    B = micro_batch_size * ga_steps * world_size
+    B = per_device_batch_size * ga_steps * world_size
     if B > MAX_SAMPLES:
         raise EdgeCase(
-            f"{micro_batch_size} x {ga_steps} x {world_size} = {B} samples is more than "
+            f"{per_device_batch_size} x {ga_steps} x {world_size} = {B} samples is more than "
             f"{MAX_SAMPLES} bars can show; lower the micro-batch size, GA steps or world size"
         )
-    batch_lengths = [pool[i % len(pool)] for i in range(B)]
+    batch_lengths = fill_step(pool, B, cut=True)[0]
     mask = mask_from_lengths(batch_lengths)
-    plan = split_batch(B, micro_batches=ga_steps, world_size=world_size)
-    where = {i: (r, k) for r, rank in enumerate(plan) for k, mb in enumerate(rank) for i in mb}
+    plan = deal(B, ga_steps=ga_steps, world_size=world_size)
+    where = locate(plan)
     canvas = canvas or Canvas()
     cols = canvas.memo(_columns, tuple(batch_lengths), ga_steps, world_size)
     ratio = [n / f for n, f in zip(cols["naive"], cols["full batch"], strict=True)]
@@ -107,7 +108,7 @@ def render_accumulation(
     check_finite(worst_ratio=ratio[worst])
     gaps = None
     lines = [
-        f"{B} samples = micro-batch {micro_batch_size} x GA {ga_steps} x ranks {world_size}"
+        f"{B} samples = micro-batch {per_device_batch_size} x GA {ga_steps} x ranks {world_size}"
         + (f" (your {len(pool)} lengths repeated to fill them)" if len(pool) != B else "")
         + f"; {int(mask.sum())} trained tokens.",
         f"Naive accumulation: sample {worst} ({batch_lengths[worst]} tokens) weighs "
@@ -146,7 +147,7 @@ def render_accumulation(
 def accumulation_explorer(
     lengths: str = "12, 40, 7, 300",
     *,
-    micro_batch_size: int = 1,
+    per_device_batch_size: int = 1,
     ga_steps: int = 4,
     world_size: int = 1,
     normalization: str = "naive",
@@ -163,7 +164,7 @@ def accumulation_explorer(
         "lengths": W.Text(
             value=lengths, description="sample lengths", continuous_update=False, style=style
         ),
-        "micro_batch_size": slider("micro-batch size", micro_batch_size, 4),
+        "per_device_batch_size": slider("micro-batch size", per_device_batch_size, 4),
         "ga_steps": slider("GA steps", ga_steps, 8),
         "world_size": slider("world size", world_size, 4),
         "normalization": W.ToggleButtons(options=list(NORMALIZATIONS), value=normalization),

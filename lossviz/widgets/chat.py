@@ -67,6 +67,8 @@ def render_chat(
         raise EdgeCase(f"choose between 1 and {MAX_TURNS} turns")
     if layout not in TURN_LAYOUTS or reduction not in CHAT_REDUCTIONS or strategy not in STRATEGIES:
         raise EdgeCase(f"unknown layout, reduction or strategy: {layout}, {reduction}, {strategy}")
+    if not 0 <= int(system_length) <= MAX_LENGTH:
+        raise EdgeCase(f"the system prompt takes 0 to {MAX_LENGTH} tokens")
     user = tuple(parse_lengths(user_lengths, int(turns)))
     assistant = tuple(parse_lengths(assistant_lengths, int(turns)))
     canvas = canvas or Canvas()

@@ -2,7 +2,7 @@
 
 ``render_pitfall`` is pure: lossviz's model of each setup (:func:`lossviz.measured_step.predict`,
 each one checked against a real ``Trainer`` step by the probe's tests and the cached version table)
-on the Trainer's dealing (:func:`lossviz.pitfalls.trainer_plan`); nothing is trained, so it answers
+on the Trainer's dealing (:func:`lossviz.step_shape.trainer_dealing`); nothing is trained, so it answers
 at once for any GA and world size. The explorer passes its own :class:`~lossviz.widgets.Canvas`.
 """
 
@@ -12,10 +12,10 @@ import functools
 
 import ipywidgets as W
 
-from ..checks import cycle_to
 from ..measured_step import predict
-from ..pitfalls import trainer_plan
 from ..plots.probe import MeasuredVsPredictedPicture
+from ..step_shape import fill_step as cycle_to
+from ..step_shape import trainer_dealing as trainer_plan
 from .base import Canvas, EdgeCase, Explorer, View, parse_list
 
 __all__ = ["SETUPS", "pitfall_explorer", "render_pitfall"]

@@ -11,9 +11,9 @@ import functools
 
 import ipywidgets as W
 
-from ..checks import cycle_to
 from ..measured_step import verdict
 from ..plots.probe import MeasuredVsPredictedPicture
+from ..step_shape import fill_step as cycle_to
 from ..trainers.hf_trainer import measure
 from .base import Canvas, EdgeCase, Explorer, View, parse_list
 
