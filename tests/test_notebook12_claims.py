@@ -132,9 +132,9 @@ def test_pitfall_8_the_three_rules_by_hand():
     batches = [torch.tensor([1.0, 3.0]), torch.tensor([2.0]), torch.tensor([4.0, 4.0, 4.0, 4.0])]
     sizes = [2, 1, 1]
     means, n = [2.0, 2.0, 4.0], [2, 1, 4]
-    token = pf.eval_loss(batches, weighting="token")
-    batch = pf.eval_loss(batches, weighting="batch")
-    sample = pf.eval_loss(batches, weighting="sample", sizes=sizes)
+    token = evaluation.eval_loss(batches, weighting="token")
+    batch = evaluation.eval_loss(batches, weighting="batch")
+    sample = evaluation.eval_loss(batches, weighting="sample", sizes=sizes)
     assert token == pytest.approx((4 + 2 + 16) / 7)
     assert batch == pytest.approx(sum(means) / 3)
     assert sample == pytest.approx(sum(s * m for s, m in zip(sizes, means, strict=True)) / 4)
