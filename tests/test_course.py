@@ -163,7 +163,7 @@ def test_00_and_the_readme_print_the_same_notation_table():
         "`R`",
         "`G`",
         "`A_b`",
-        "`−A·W·g(r)`",
+        "`A·W·g(r)`",
     ):
         assert s in symbols
     assert "non-negative" in ours[symbols.index("`W[b,t]`") + 2]
