@@ -14,8 +14,10 @@ it instead of a silently wrong ``w``.
 
 **Log-probabilities** ``log p_y: [B, T]`` (a fused LM head, e.g. TRL ≥ 1.7's default SFT forward,
 which returns ``FusedCausalLMOutput.log_probs`` and never the logits). Here ``W = −∂L/∂log p_y``
-exactly. What can be checked: a gradient on an ignored position (residual 1) and the sign. What
-cannot: whether the loss is cross-entropy. Every loss that reaches the distribution only through
+exactly. An ignored position's log-prob is a constant, so it gets
+``W = 0``; what can be checked is only that the model's own mask of scored labels (TRL's
+``label_mask``) agrees with the labels (residual 1 where not). What cannot: whether the loss is
+cross-entropy. Every loss that reaches the distribution only through
 ``log p_y`` reads as a weight here (DFT's ``p·l`` gives ``W = p/N``, a focal loss its own factor),
 and a term that bypasses ``log p_y`` (label smoothing, a z-loss, an entropy bonus) is not seen at all;
 only the logits' full ``V`` components allow the residual test.
@@ -182,25 +184,68 @@ def _weights_by_chunks(
     """``(targets, W, residual)`` over ``[..., V]`` in chunks of positions (inferring targets if None).
 
     A chunk holds about 2**18 values per temporary, so its passes over the vocabulary run in the
-    CPU cache and the probe's memory stays flat; every position is computed alone.
+    CPU cache and the probe's memory stays flat; every position is computed alone. From
+    ``V >= 8192`` a chunk is one position (:func:`_recover_rows`).
     """
     V = z.shape[-1]
     dt = _dtype(z, g)
     zf, gf = z.detach().reshape(-1, V), g.detach().reshape(-1, V)
     tf = None if tgt is None else tgt.reshape(-1)
     n = zf.shape[0]
-    rows = max(1, _CHUNK // V)
     out_t = torch.empty(n, dtype=torch.long, device=z.device)
     out_w = torch.empty(n, dtype=torch.float64, device=z.device)
     out_r = torch.empty(n, dtype=torch.float64, device=z.device)
+    shape = z.shape[:-1]
+    if V >= _ROW_VOCAB:
+        _recover_rows(zf, gf, tf, ignore_index, dt, out_t, out_w, out_r)
+        return out_t.reshape(shape), out_w.reshape(shape), out_r.reshape(shape)
+    rows = max(1, _CHUNK // V)
     for i in range(0, n, rows):
         j = min(n, i + rows)
         t = None if tf is None else tf[i:j]
         out_t[i:j], out_w[i:j], out_r[i:j] = _recover(
             zf[i:j].to(dt), gf[i:j].to(dt), t, ignore_index
         )
-    shape = z.shape[:-1]
     return out_t.reshape(shape), out_w.reshape(shape), out_r.reshape(shape)
+
+
+_ROW_VOCAB = 8192
+
+
+def _recover_rows(zf, gf, tf, ignore_index, dt, out_t, out_w, out_r) -> None:
+    """:func:`_recover` one position at a time into ``out_*`` (a large vocabulary).
+
+    One ``[V]`` buffer for ``e`` and then the residual, scalars as Python floats: per position a
+    dozen passes over a row that stays in the CPU cache, and no work past the gradient's norm at
+    an ignored position. The label, when not given, is the component of largest ``|g|``.
+    """
+    buf = torch.empty(zf.shape[-1], dtype=dt, device=zf.device)
+    labels = None if tf is None else tf.tolist()
+    for i in range(zf.shape[0]):
+        z, g = zf[i].to(dt), gf[i].to(dt)
+        gn = float(g.norm())
+        if labels is not None:
+            y = labels[i]
+        elif gn == 0:
+            y = ignore_index
+        else:
+            lo, y = g.min(0)
+            if -float(lo) < float(g.amax()):  # a negative weight: the label's g is the largest
+                y = g.max(0)[1]
+            y = int(y)
+        out_t[i] = y
+        if y == ignore_index or gn == 0:
+            out_w[i], out_r[i] = 0.0, (1.0 if gn > 0 else 0.0)
+            continue
+        torch.sub(z, z.max(), out=buf).exp_()
+        s = float(buf.sum())
+        p_y = float(buf[y]) / s
+        gd = float(g @ buf) / s - float(g[y])
+        dd = float(buf @ buf) / s**2 - 2 * p_y + 1
+        w = gd / dd if dd > 0 else 0.0
+        buf.mul_(-w / s).add_(g)
+        buf[y] += w
+        out_w[i], out_r[i] = w, float(buf.norm()) / gn
 
 
 def recover_weights_hidden(
@@ -373,7 +418,7 @@ class ProbeRecord:
     def is_cross_entropy(self, tol: float | None = None) -> bool:
         """Whether every recorded gradient has the form ``w (p - e_y)`` (residual below ``tol``,
         by default :func:`residual_tol` of each gradient's dtype). On the log-prob path this only
-        checks that no ignored position got a gradient (see the module's docstring)."""
+        checks the model's mask of scored labels (see the module's docstring)."""
         return all(mb.max_residual < (tol or mb.tol) for mb in self.micro_batches)
 
     def save(self, folder: str | os.PathLike, rank: int | None = None) -> str:
@@ -621,6 +666,7 @@ class probe:  # noqa: N801 - used as ``with lv.probe(model) as rec``
         inputs, self._inputs = self._inputs, {}
         step, (rank, world) = self.record.optimizer_steps, _dist_rank()
         x = tensor.detach()
+        scored = _field(output, "label_mask") if via == "log_probs" else None
         head = None
         if via == "hidden":
             head = self._head()
@@ -632,7 +678,7 @@ class probe:  # noqa: N801 - used as ``with lv.probe(model) as rec``
             if via == "logits":
                 mb = self._measure(x, g, inputs)
             elif via == "log_probs":
-                mb = self._measure_log_probs(x, g, inputs)
+                mb = self._measure_log_probs(x, g, inputs, scored)
             else:
                 mb = self._measure_hidden(x, g, inputs, head)
             mb.step, mb.rank, mb.world_size = step, rank, world
@@ -703,7 +749,7 @@ class probe:  # noqa: N801 - used as ``with lv.probe(model) as rec``
         tgt, w, res = _weights_by_chunks(z, g, tgt, self.ignore_index)
         return self._align(tgt, w, res, inputs, inferred, g, "logits", g.dtype)
 
-    def _measure_log_probs(self, lp, g, inputs) -> MicroBatch:
+    def _measure_log_probs(self, lp, g, inputs, scored) -> MicroBatch:
         # log_probs[b, t] scores the target at t (TRL: labels[:, 1:], so T - 1 columns)
         B, Tp = lp.shape[:2]
         T = inputs["labels"].shape[1] if inputs.get("labels") is not None else Tp
@@ -714,12 +760,18 @@ class probe:  # noqa: N801 - used as ``with lv.probe(model) as rec``
                     f"{self.shift}"
                 )
             g = nn.functional.pad(g, (0, T - Tp))
+            if scored is not None:
+                scored = nn.functional.pad(scored, (0, T - Tp))
         tgt = self._targets((B, T), lp.device, inputs, need="log-probabilities")
         self._check(tgt, g.shape, "log-probabilities", 2**62)
         valid = tgt != self.ignore_index
-        g64 = g.double()
-        w = torch.where(valid, -g64, 0.0)
-        res = ((~valid) & (g64 != 0)).double()  # a gradient on an ignored position
+        # an ignored position's log-prob is a constant (TRL: 0): its gradient trains nothing, so
+        # W = 0 there. The one check left: the model's own mask of scored labels (TRL's
+        # label_mask) agrees with the labels (residual 1 where it does not).
+        w = torch.where(valid, -g.double(), 0.0)
+        res = torch.zeros_like(w)
+        if scored is not None and scored.shape == valid.shape:
+            res = (scored.bool() != valid).double()
         return self._align(tgt, w, res, inputs, False, g, "log_probs", g.dtype)
 
     def _measure_hidden(self, h, g, inputs, head) -> MicroBatch:

@@ -85,7 +85,8 @@ def report(result: dict) -> list[str]:
         i: (r, k) for r, rank in enumerate(result["plan"]) for k, mb in enumerate(rank) for i in mb
     }
     lines = [
-        f"transformers {result['transformers']} Trainer, one optimizer step: "
+        result.get("header")
+        or f"transformers {result['transformers']} Trainer, one optimizer step: "
         f"{len(result['lengths'])} samples = per-device-batch-size "
         f"{result['per_device_batch_size']} x ga-steps {result['ga_steps']} x world-size "
         f"{result['world_size']}; case {result['case']}, average_tokens_across_devices="
