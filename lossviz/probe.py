@@ -44,6 +44,7 @@ DIR`` (:func:`load_records`) puts the ranks back together into the step's ``W``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -69,6 +70,8 @@ RESIDUAL_TOL = 1e-5
 # values per temporary of the chunked passes (1 MiB in float32): each chunk's passes over the
 # vocabulary stay in the CPU cache, so only the first read of z and g goes to memory
 _CHUNK = 2**18
+# from this vocabulary on, one position per chunk: fewer, cheaper kernels than batched rows
+_ROW_VOCAB = 8192
 VIAS = ("auto", "logits", "log_probs", "hidden")
 
 
@@ -118,8 +121,10 @@ def _dtype(*tensors: torch.Tensor) -> torch.dtype:
 
 
 def _rows_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``[n]``: the row-wise dot products of ``a, b: [n, K]`` (one BLAS pass, no temporary)."""
-    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).reshape(-1)
+    """``[n]``: the row-wise dot products of ``a, b: [n, K]``."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0]).reshape(1)  # one BLAS pass, no temporary
+    return torch.linalg.vecdot(a, b)
 
 
 def _recover(z, g, t, ignore_index) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -169,13 +174,13 @@ def infer_labels(
 
 
 def _infer(g: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    # min/max reductions and one comparison: torch's argmax over a long row is several times slower
-    lo, hi = g.amin(dim=-1, keepdim=True), g.amax(dim=-1, keepdim=True)
-    top = torch.where(-lo >= hi, lo, hi)
-    rows, cols = (g == top).nonzero(as_tuple=True)
-    y = torch.full((g.shape[0],), g.shape[-1], dtype=torch.long, device=g.device)
-    y = y.scatter_reduce(0, rows, cols, "amin")
-    return torch.where(top.squeeze(-1) == 0, ignore_index, y)
+    """``[n]`` labels of the rows ``g: [n, V]``: the component of largest ``|g|``."""
+    lo, y = g.min(dim=-1)
+    hi = g.amax(dim=-1)
+    up = -lo < hi  # a negative weight: the label's component is the largest positive one
+    if bool(up.any()):
+        y = torch.where(up, g.max(dim=-1).indices, y)
+    return torch.where((lo == 0) & (hi == 0), ignore_index, y)
 
 
 def _weights_by_chunks(
@@ -196,10 +201,10 @@ def _weights_by_chunks(
     out_w = torch.empty(n, dtype=torch.float64, device=z.device)
     out_r = torch.empty(n, dtype=torch.float64, device=z.device)
     shape = z.shape[:-1]
+    rows = max(1, _CHUNK // V)
     if V >= _ROW_VOCAB:
         _recover_rows(zf, gf, tf, ignore_index, dt, out_t, out_w, out_r)
         return out_t.reshape(shape), out_w.reshape(shape), out_r.reshape(shape)
-    rows = max(1, _CHUNK // V)
     for i in range(0, n, rows):
         j = min(n, i + rows)
         t = None if tf is None else tf[i:j]
@@ -209,42 +214,52 @@ def _weights_by_chunks(
     return out_t.reshape(shape), out_w.reshape(shape), out_r.reshape(shape)
 
 
-_ROW_VOCAB = 8192
-
-
 def _recover_rows(zf, gf, tf, ignore_index, dt, out_t, out_w, out_r) -> None:
     """:func:`_recover` one position at a time into ``out_*`` (a large vocabulary).
 
     One ``[V]`` buffer for ``e`` and then the residual, scalars as Python floats: per position a
     dozen passes over a row that stays in the CPU cache, and no work past the gradient's norm at
-    an ignored position. The label, when not given, is the component of largest ``|g|``.
+    an ignored position. A label not given is read from the gradient: CE's ``g`` has exactly one
+    component of the other sign than the rest, the label's; its index is ``<g⁻, arange> / Σ g⁻``
+    over the negative part ``g⁻`` (a BLAS pass instead of torch's slower argmin), checked, and
+    :func:`_infer` (largest ``|g|``) where the check fails.
     """
-    buf = torch.empty(zf.shape[-1], dtype=dt, device=zf.device)
+    V = zf.shape[-1]
+    buf = torch.empty(V, dtype=dt, device=zf.device)
+    ar = torch.arange(V, dtype=dt, device=zf.device) if tf is None else None
     labels = None if tf is None else tf.tolist()
+    if labels is not None:  # the label's logit and gradient of every position, gathered at once
+        at = tf.clamp(0, V - 1).unsqueeze(-1)
+        z_at, g_at = zf.gather(1, at).double().tolist(), gf.gather(1, at).double().tolist()
     for i in range(zf.shape[0]):
-        z, g = zf[i].to(dt), gf[i].to(dt)
-        gn = float(g.norm())
+        z, g = zf[i], gf[i]
+        if z.dtype != dt:
+            z, g = z.to(dt), g.to(dt)
+        gn = float(g @ g) ** 0.5
         if labels is not None:
             y = labels[i]
         elif gn == 0:
             y = ignore_index
         else:
-            lo, y = g.min(0)
-            if -float(lo) < float(g.amax()):  # a negative weight: the label's g is the largest
-                y = g.max(0)[1]
-            y = int(y)
+            neg = torch.clamp(g, max=0, out=buf)
+            mass = float(neg.sum())
+            y = round(float(neg @ ar) / mass) if mass < 0 else -1
+            if not (0 <= y < V and float(g[y]) == mass):  # not one negative component
+                y = int(_infer(g.unsqueeze(0), ignore_index)[0])
         out_t[i] = y
         if y == ignore_index or gn == 0:
             out_w[i], out_r[i] = 0.0, (1.0 if gn > 0 else 0.0)
             continue
-        torch.sub(z, z.max(), out=buf).exp_()
+        z_y, g_y = (z_at[i][0], g_at[i][0]) if labels is not None else (float(z[y]), float(g[y]))
+        m = z.max()
+        torch.sub(z, m, out=buf).exp_()
         s = float(buf.sum())
-        p_y = float(buf[y]) / s
-        gd = float(g @ buf) / s - float(g[y])
+        p_y = math.exp(z_y - float(m)) / s
+        gd = float(g @ buf) / s - g_y
         dd = float(buf @ buf) / s**2 - 2 * p_y + 1
         w = gd / dd if dd > 0 else 0.0
-        buf.mul_(-w / s).add_(g)
-        buf[y] += w
+        torch.add(g, buf, alpha=-w / s, out=buf)  # the residual g - W p + W e_y, in place
+        buf.narrow(0, y, 1).add_(w)
         out_w[i], out_r[i] = w, float(buf.norm()) / gn
 
 
