@@ -150,14 +150,14 @@ class MeasuredVsPredictedPicture:
             bbox={"facecolor": "white", "edgecolor": "#888888", "alpha": 0.9},
             visible=False,
         )
-        self.dynamic = [*self.images, *self.bars, self.notice]
+        # the panel titles too: a new case or setup redraws two titles, not the whole frame
+        self.dynamic = [*self.images, *self.bars, self.notice, *(a.title for a in self.heat)]
 
     def static_key(self) -> tuple:
-        """What moves outside ``dynamic``: axis ranges (samples, tokens), the scales, the titles."""
+        """What moves outside ``dynamic``: axis ranges (samples, tokens), the scale, the x label."""
         return (
             *(a.get_xlim() + a.get_ylim() for a in (*self.heat, self.bar_ax)),
             self.images[0].get_clim(),
-            *(a.get_title() for a in self.heat),
             self.heat[0].get_xlabel(),
         )
 
