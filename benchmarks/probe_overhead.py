@@ -39,7 +39,7 @@ def _reset_peak() -> None:
         f.write("5")
 
 
-def step(model, opt, batch) -> float:
+def step(model, opt, batch) -> None:
     opt.zero_grad(set_to_none=True)
     logits = model(batch.input_ids, position_ids=batch.position_ids)
     lv.cross_entropy(logits, batch.labels, "mean", shift=True).backward()
@@ -53,7 +53,7 @@ def timed(model, opt, batch, probed: bool) -> tuple[float, int, int]:
     base = _kib("VmRSS")
     start = time.process_time()
     if probed:
-        with lv.probe(model, keep_grads=False) as rec:
+        with lv.probe(model) as rec:
             step(model, opt, batch)
     else:
         step(model, opt, batch)
@@ -91,7 +91,9 @@ def measure(vocab_size: int, pairs: int) -> dict:
         "probe_step_peak_mib": round(mq / 1024, 1),
         "step_peak_ratio": round(mq / mp, 3),
         "process_peak_ratio": round(aq / ap, 3),
-        "pair_time_ratios": [round(b[0] / a[0], 3) for a, b in zip(got["plain"], got["probe"])],
+        "pair_time_ratios": [
+            round(b[0] / a[0], 3) for a, b in zip(got["plain"], got["probe"], strict=True)
+        ],
         "target": {"time_ratio": 1.3, "peak_ratio": 1.1},
         "threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
@@ -102,9 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5 pairs instead of --pairs")
     parser.add_argument("--pairs", type=int, default=9, help="plain/probed pairs; default 9")
-    parser.add_argument(
-        "--vocab", default="151936,32000", help="vocabulary sizes, comma-separated"
-    )
+    parser.add_argument("--vocab", default="151936,32000", help="vocabulary sizes, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for vocab in (int(v) for v in args.vocab.split(",")):
