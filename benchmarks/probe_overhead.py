@@ -1,17 +1,22 @@
-"""Time of one training step with and without ``lv.probe`` on the tiny model (forward, backward, step).
+"""Cost of ``lv.probe`` on one training step at a real vocabulary: CPU time and peak memory.
 
-Prints one JSON line per vocabulary size: the median CPU time of a step (one thread) with and
-without the probe (runs interleaved, so load on the machine hits both alike) and their ratio.
-Target: ratio <= 1.3 on the tiny model (vocabulary 64); the probe's own work grows with B x T x V
-(a float64 softmax and two dot products per position), which the larger vocabulary shows.
-Usage: python benchmarks/probe_overhead.py [--quick]
+One step (forward, token-mean cross-entropy, backward, optimizer step) of the tiny model with a
+vocabulary of 151,936 (Qwen2's) and 32,000 (Llama 2's) on 4 samples x 250 trained tokens, one
+thread. Plain and probed steps are interleaved (the order alternates pair by pair), so load on a
+shared machine hits both alike; each line reports the medians. Time is the process's CPU time;
+memory is the step's peak resident set above what the process held before it (Linux: the peak is
+reset through /proc/self/clear_refs before every step), and the process's absolute peak.
+Targets: time ratio <= 1.3, peak ratio <= 1.1.
+Usage: python benchmarks/probe_overhead.py [--quick] [--vocab 151936,32000] [--pairs N]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import re
 import statistics
 import time
 
@@ -21,41 +26,75 @@ import lossviz as lv
 from lossviz.model import TinyCausalLM, TinyConfig
 from lossviz.step_gradients import token_batch
 
-LENGTHS = [30, 70, 50, 120]
+LENGTHS = [250] * 4
 
 
-def step(model, opt, batch) -> float:
-    # CPU time of this process (one thread): what other work on a loaded machine does not inflate
-    start = time.process_time()
-    opt.zero_grad()
+def _kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def step(model, opt, batch) -> None:
+    opt.zero_grad(set_to_none=True)
     logits = model(batch.input_ids, position_ids=batch.position_ids)
     lv.cross_entropy(logits, batch.labels, "mean", shift=True).backward()
     opt.step()
-    return time.process_time() - start
 
 
-def measure(vocab_size: int, rounds: int) -> dict:
+def timed(model, opt, batch, probed: bool) -> tuple[float, int, int]:
+    """``(cpu seconds, step's peak above the start in KiB, absolute peak in KiB)`` of one step."""
+    gc.collect()
+    _reset_peak()
+    base = _kib("VmRSS")
+    start = time.process_time()
+    if probed:
+        with lv.probe(model) as rec:
+            step(model, opt, batch)
+    else:
+        step(model, opt, batch)
+    cpu = time.process_time() - start
+    peak = _kib("VmHWM")
+    if probed:
+        assert len(rec.micro_batches) == 1 and rec.is_cross_entropy(), rec.max_residual
+        n = int((batch.labels[:, 1:] != -100).sum())
+        assert float((rec.W(0).sum() - 1).abs()) < 1e-5 and n == sum(LENGTHS)
+        del rec
+    return cpu, peak - base, peak
+
+
+def measure(vocab_size: int, pairs: int) -> dict:
     batch = token_batch(LENGTHS, vocab_size=vocab_size, seed=0)
     model = TinyCausalLM(TinyConfig(vocab_size=vocab_size))
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    times = {"plain": [], "probe": []}
-    for _ in range(3):  # warm-up
-        step(model, opt, batch)
-    for _ in range(rounds):
-        times["plain"].append(step(model, opt, batch))
-        with lv.probe(model) as rec:
-            times["probe"].append(step(model, opt, batch))
-        assert rec.micro_batches and rec.is_cross_entropy()
-    med = {k: statistics.median(v) for k, v in times.items()}
+    timed(model, opt, batch, False)  # warm-up: allocator, kernels
+    timed(model, opt, batch, True)
+    got: dict[str, list] = {"plain": [], "probe": []}
+    for i in range(pairs):
+        for probed in (False, True) if i % 2 == 0 else (True, False):
+            got["probe" if probed else "plain"].append(timed(model, opt, batch, probed))
+    med = {k: [statistics.median(x[j] for x in v) for j in range(3)] for k, v in got.items()}
+    (tp, mp, ap), (tq, mq, aq) = med["plain"], med["probe"]
     return {
         "benchmark": "probe_overhead",
         "vocab_size": vocab_size,
         "tokens": sum(LENGTHS),
-        "steps": rounds,
-        "plain_cpu_median_ms": round(1e3 * med["plain"], 2),
-        "probe_cpu_median_ms": round(1e3 * med["probe"], 2),
-        "ratio": round(med["probe"] / med["plain"], 3),
-        "target_ratio": 1.3 if vocab_size == TinyConfig().vocab_size else None,
+        "pairs": pairs,
+        "plain_cpu_median_ms": round(1e3 * tp, 1),
+        "probe_cpu_median_ms": round(1e3 * tq, 1),
+        "time_ratio": round(tq / tp, 3),
+        "plain_step_peak_mib": round(mp / 1024, 1),
+        "probe_step_peak_mib": round(mq / 1024, 1),
+        "step_peak_ratio": round(mq / mp, 3),
+        "process_peak_ratio": round(aq / ap, 3),
+        "pair_time_ratios": [
+            round(b[0] / a[0], 3) for a, b in zip(got["plain"], got["probe"], strict=True)
+        ],
+        "target": {"time_ratio": 1.3, "peak_ratio": 1.1},
         "threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
@@ -63,12 +102,13 @@ def measure(vocab_size: int, rounds: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="20 steps instead of 100")
+    parser.add_argument("--quick", action="store_true", help="5 pairs instead of --pairs")
+    parser.add_argument("--pairs", type=int, default=9, help="plain/probed pairs; default 9")
+    parser.add_argument("--vocab", default="151936,32000", help="vocabulary sizes, comma-separated")
     args = parser.parse_args()
-    rounds = 20 if args.quick else 100
     torch.set_num_threads(1)
-    for vocab in (TinyConfig().vocab_size, 4096):
-        print(json.dumps(measure(vocab, rounds)))
+    for vocab in (int(v) for v in args.vocab.split(",")):
+        print(json.dumps(measure(vocab, 5 if args.quick else args.pairs)), flush=True)
 
 
 if __name__ == "__main__":

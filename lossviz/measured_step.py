@@ -126,8 +126,10 @@ MODELS = {
 def verdict(result: dict) -> str:
     """One sentence: does the measured step match lossviz's expected model, and how far off is it."""
     exp, d = result["expected"], result["diff"]
-    who = f"transformers {result['transformers']} ({result['case']}"
-    who += f", {result['world_size']} ranks)" if result["world_size"] > 1 else ")"
+    who = result.get("who")  # a run lossviz did not start (lossviz probe-merge) names itself
+    if who is None:
+        who = f"transformers {result['transformers']} ({result['case']}"
+        who += f", {result['world_size']} ranks)" if result["world_size"] > 1 else ")"
     if result["max_residual"] >= 1e-5:
         return (
             f"{who}: not plain weighted cross-entropy (residual {result['max_residual']:.1e}); "

@@ -58,3 +58,43 @@ def test_version_table_colours_each_cell_by_its_model_and_says_why_a_row_failed(
     texts = [t.get_text() for t in ax.texts]
     assert "failed" in texts and "global token mean" in texts
     assert [t.get_text() for t in ax.get_yticklabels()] == ["transformers 9.0", "transformers 1.0"]
+
+
+def test_samples_of_very_different_lengths_are_each_stretched_to_full_width():
+    # a 300-token sample beside 2- to 9-token ones: each row fills the panel, none is a sliver
+    lengths = [300, 2, 9, 5]
+    N = sum(lengths)
+    fig = measured_vs_predicted(
+        [[1 / (4 * n)] * n for n in lengths], [[1 / N] * n for n in lengths]
+    )
+    left = fig.axes[0]
+    data = left.images[0].get_array()
+    assert not np.ma.getmaskarray(data).any()  # every row is painted over the whole width
+    # row 1 (2 tokens): the first half of its columns is token 0, the second token 1
+    assert np.allclose(data[1].filled(), 1 / 8)
+    assert "stretched" in left.get_xlabel()
+    assert [t.get_text() for t in left.get_xticklabels()] == ["start", "middle", "end"]
+    # close lengths keep one column per token
+    fig = measured_vs_predicted([[0.1] * 3, [0.1] * 7], [[0.25] * 3, [1 / 14] * 7])
+    assert fig.axes[0].get_xlabel() == "trained token of the sample"
+    assert fig.axes[0].images[0].get_array().shape == (2, 7)
+
+
+def test_the_version_table_has_a_colour_key_of_the_models_shown():
+    cell = {"model": "global", "average_tokens_across_devices": True}
+    naive = {"model": "naive", "average_tokens_across_devices": None}
+    table = {
+        "rows": [
+            {
+                "version": "9.0",
+                "status": "measured",
+                "ga": cell,
+                "compute_loss": naive,
+                "ranks": cell,
+            }
+        ]
+    }
+    fig = version_table_figure(table)
+    key = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert key == ["global token mean (every trained token 1/N)", "mean of micro-batch means"]
+    assert min(t.get_fontsize() for t in fig.axes[0].texts) >= 10

@@ -32,14 +32,22 @@ def test_settings_without_a_picture_explain_themselves():
 
 def test_the_explorer_measures_the_real_trainer_and_re_renders():
     ex = probe_explorer()  # batch 1, GA 4 on 3, 7, 20, 5: the global token mean
-    r = ex.last_view.data["result"]
+    r = ex.last_view.data["result"]  # the first picture is a measured one
     assert "global" in r["matches"] and "matches lossviz's `global` model" in ex.last_view.text
     ex.controls["case"].value = "naive"  # now each micro-batch (one sample) gets 1/4
+    # painted at once, and honest: the Trainer step runs in the background, nothing measured
+    placeholder = ex.last_view
+    assert placeholder.data == {"measuring": True} and placeholder.png is not None
+    assert "Trainer step for this setting is running" in placeholder.text
+    picture = ex.canvas.picture("probe", None)
+    assert picture.notice.get_visible() and "nothing measured yet" in picture.notice.get_text()
+    assert ex.wait() and not picture.notice.get_visible()
     r = ex.last_view.data["result"]
     assert r["diff"]["naive"]["max_rel_diff"] < 1e-6  # float32 recovery, ~6e-8
     assert "0.250, 0.250, 0.250, 0.250" in ex.last_view.text
     assert ex.out.outputs[0]["output_type"] == "display_data"
     ex.controls["ga"].value = 3  # 4 lengths for 3 samples: cut to the step, and said so
+    assert ex.wait()
     assert "the 4 lengths cut to the step's 3 samples: 3, 7, 20" in ex.last_view.text
     assert len(ex.last_view.data["result"]["measured"]) == 3
 
@@ -51,8 +59,8 @@ def _pixels(png: bytes) -> np.ndarray:
 def test_the_blitted_picture_is_the_pure_picture_and_runs_are_remembered():
     """The explorer keeps its runs and one picture for every setting, and redraws only the cells
     and bars while the axes hold; after any sequence of changes it shows what a fresh draw shows."""
-    ex = probe_explorer()
-    canvas = ex.render.keywords["canvas"]
+    ex = probe_explorer(background=False)  # each setting measured before it is painted
+    canvas = ex.canvas
     assert isinstance(canvas, Canvas)  # the explorer owns its canvas
     steps = [
         ("batch", 2),  # 8 samples: new axis ranges, the static part is redrawn
@@ -76,9 +84,22 @@ def test_the_blitted_picture_is_the_pure_picture_and_runs_are_remembered():
         differ = (np.abs(fast - full) > 8).any(axis=-1)
         assert differ.mean() < 0.01, f"{name}={value!r}: {differ.sum()} pixels differ"
     assert len(canvas._pictures) == 1  # one picture serves every batch x GA
-    assert len(canvas._results) == 6  # each of the 6 distinct settings measured once
+    assert len(ex._runs) == 6  # each of the 6 distinct settings measured once
     ex.controls["lengths"].value = "3,7,20,5"  # the first setting again: no new Trainer step
-    assert len(canvas._results) == 6 and "global" in ex.last_view.data["result"]["matches"]
+    assert len(ex._runs) == 6 and "global" in ex.last_view.data["result"]["matches"]
+
+
+def test_a_step_overtaken_by_a_newer_setting_is_not_painted():
+    ex = probe_explorer()
+    ex.controls["batch"].value = 2  # its step starts in the background...
+    ex.controls["ga"].value = 3  # ...and the learner moves on before it ends
+    assert ex.wait()
+    r = ex.last_view.data["result"]
+    assert len(r["measured"]) == 6 and r["ga_steps"] == 3 and r["per_device_batch_size"] == 2
+    ex.controls["ga"].value = 2  # a third setting, then back to the second
+    assert ex.wait()
+    ex.controls["ga"].value = 3  # remembered: drawn at once from its run, no placeholder
+    assert len(ex.last_view.data["result"]["measured"]) == 6
 
 
 # typed into the lengths box: empty, zero, negative, non-digits, too long, unicode digits
@@ -107,6 +128,7 @@ def test_random_settings_show_a_picture_or_an_explanation(caplog):
                 continue
             start = time.process_time()
             ex.controls[key].value = value
+            assert ex.wait()  # the setting's Trainer step, in the background
             seconds = time.process_time() - start
             text = ex.last_view.text
             setting = f"{key}={value!r} with {ex.values()}"

@@ -22,6 +22,10 @@ COMMANDS = {
         "lossviz.commands.probe",
         "measure the real transformers Trainer's per-token weights",
     ),
+    "probe-merge": (
+        "lossviz.commands.probe_merge",
+        "merge lv.probe records of your own multi-process run into the step's weights",
+    ),
     "rl-experiment": (
         "lossviz.commands.rl_experiment",
         "RL-train the tiny policy under GRPO / DAPO / Dr. GRPO aggregation",

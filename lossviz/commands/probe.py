@@ -115,7 +115,7 @@ def report(result: dict) -> list[str]:
             f"{result['average_tokens_across_devices']}"
         )
     lines = [
-        head,
+        result.get("header") or head,
         f"Weight of each sample in the step (sum over its tokens); predicted: lossviz's `{exp}` "
         f"model ({MODELS[exp]})",
         f"{'sample':>6} {'tokens':>6} {'rank':>4} {'mb':>3} {'measured':>9} {'predicted':>9} "

@@ -14,7 +14,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from .reductions import draw_weights, nice_ceiling
 
@@ -138,14 +138,27 @@ class MeasuredVsPredictedPicture:
             borderaxespad=0.1,
             handlelength=1.2,
         )
-        self.dynamic = [*self.images, *self.bars]
+        # a word on the left heatmap (e.g. "nothing measured yet"), drawn per update
+        self.notice = self.heat[0].text(
+            0.5,
+            0.5,
+            "",
+            transform=self.heat[0].transAxes,
+            ha="center",
+            va="center",
+            fontsize=10,
+            bbox={"facecolor": "white", "edgecolor": "#888888", "alpha": 0.9},
+            visible=False,
+        )
+        # the panel titles too: a new case or setup redraws two titles, not the whole frame
+        self.dynamic = [*self.images, *self.bars, self.notice, *(a.title for a in self.heat)]
 
     def static_key(self) -> tuple:
-        """What moves outside ``dynamic``: axis ranges (samples, tokens), the scales, the titles."""
+        """What moves outside ``dynamic``: axis ranges (samples, tokens), the scale, the x label."""
         return (
             *(a.get_xlim() + a.get_ylim() for a in (*self.heat, self.bar_ax)),
             self.images[0].get_clim(),
-            *(a.get_title() for a in self.heat),
+            self.heat[0].get_xlabel(),
         )
 
     def update(
@@ -153,16 +166,38 @@ class MeasuredVsPredictedPicture:
         measured: Sequence[Sequence[float]],
         predicted: Sequence[Sequence[float]],
         titles: tuple[str, str] = ("measured (probe)", "predicted (lossviz)"),
+        *,
+        widths: str = "tokens",
+        notice: str = "",
     ) -> Figure:
-        """Show ``measured`` and ``predicted`` (per sample, each trained token's weight)."""
+        """Show ``measured`` and ``predicted`` (per sample, each trained token's weight).
+
+        ``widths="tokens"``: one column per token (a short sample is short); ``"sample"``: every
+        sample stretched over the full width, its tokens in equal parts (a 2-token sample beside a
+        300-token one stays visible); ``"auto"``: ``"sample"`` when the longest sample has at
+        least 8 times the tokens of the shortest. ``notice``: a word drawn on the left heatmap.
+        """
         if len(measured) != len(predicted) or not measured:
             raise ValueError(
                 "measured and predicted need the same samples (at least one); got "
                 f"{len(measured)} and {len(predicted)} rows"
             )
-        T = max(max(len(r) for r in [*measured, *predicted]), 1)
-        Wm, pad_m = _ragged(measured, T)
-        Wp, pad_p = _ragged(predicted, T)
+        if widths not in ("tokens", "sample", "auto"):
+            raise ValueError(f"widths must be 'tokens', 'sample' or 'auto', got {widths!r}")
+        sizes = [max(len(a), len(b)) for a, b in zip(measured, predicted, strict=True)]
+        if widths == "auto":
+            widths = "sample" if max(sizes) >= 8 * max(min(sizes), 1) else "tokens"
+        totals = tuple(np.array([float(np.sum(r)) for r in rows]) for rows in (measured, predicted))
+        if widths == "sample":
+            Wm, pad_m = _stretched(measured, sizes)
+            Wp, pad_p = _stretched(predicted, sizes)
+            T = Wm.shape[1]
+            xlabel = "position in the sample (rows stretched)"
+        else:
+            T = max(max(sizes), 1)
+            Wm, pad_m = _ragged(measured, T)
+            Wp, pad_p = _ragged(predicted, T)
+            xlabel = "trained token of the sample"
         B = len(measured)
         top = max(float(Wm.max()), float(Wp.max()), 1e-12)
         for im, W, pad, title, ax in zip(
@@ -172,8 +207,16 @@ class MeasuredVsPredictedPicture:
             im.set_extent((-0.5, T - 0.5, B - 0.5, -0.5))  # sample 0 on top
             im.set_clim(0.0, top)
             ax.title.set_text(title)
+            if ax.get_xlabel() != xlabel:
+                ax.set_xlabel(xlabel)
+                if widths == "sample":  # start and end of every sample, not token numbers
+                    ax.set_xticks([-0.5, T / 2 - 0.5, T - 0.5], ["start", "middle", "end"])
+                else:
+                    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+                    ax.xaxis.set_major_formatter(ScalarFormatter())
+        self.notice.set_text(notice)
+        self.notice.set_visible(bool(notice))
         x = np.arange(B, dtype=float)
-        totals = (Wm.sum(1), Wp.sum(1))
         for bars, h, left in zip(self.bars, totals, (x - 0.4, x), strict=True):
             zero = np.zeros(B)
             corners = [(left, zero), (left, h), (left + 0.4, h), (left + 0.4, zero)]
@@ -181,6 +224,30 @@ class MeasuredVsPredictedPicture:
         self.bar_ax.set_xlim(-0.6, B - 0.4)
         self.bar_ax.set_ylim(0.0, nice_ceiling(1.05 * max(float(t.max()) for t in totals)))
         return self.fig
+
+
+# columns of a stretched row: divisible by every length up to 10, so short samples split evenly
+_STRETCH = 2520
+
+
+def _stretched(
+    rows: Sequence[Sequence[float]], sizes: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, pad)`` with every row over the full width: token j of an ``n``-token row spans
+    columns ``[j C / n, (j + 1) C / n)`` (``C`` columns, at most 2520); tokens a row lacks are
+    padding."""
+    C = max(min(_STRETCH, int(np.lcm.reduce([max(n, 1) for n in sizes]))), max(sizes), 1)
+    W = np.zeros((len(rows), C))
+    pad = np.ones((len(rows), C), dtype=bool)
+    cols = np.arange(C)
+    for b, (r, n) in enumerate(zip(rows, sizes, strict=True)):
+        if n == 0 or not len(r):
+            continue
+        j = cols * n // C  # the token under each column
+        have = j < len(r)
+        W[b, have] = np.asarray(r, dtype=float)[j[have]]
+        pad[b, have] = False
+    return W, pad
 
 
 def _ragged(rows: Sequence[Sequence[float]], T: int) -> tuple[np.ndarray, np.ndarray]:
@@ -197,23 +264,26 @@ def measured_vs_predicted(
     titles: tuple[str, str] = ("measured (probe)", "predicted (lossviz)"),
     labels: tuple[str, str] = ("measured", "predicted"),
     dpi: int = 80,
+    widths: str = "auto",
 ) -> Figure:
     """Two ``W`` heatmaps side by side on one colour scale, and each sample's total weight.
 
     ``measured, predicted``: per sample, the weight of each trained token (rows may differ in
-    length; grey past a sample's end). The third panel puts both totals per sample as bars, named
-    in its legend by ``labels``.
+    length; grey past a sample's end). ``widths`` as in :meth:`MeasuredVsPredictedPicture.update`
+    (``"auto"``: samples of very different lengths are each stretched to the full width). The
+    third panel puts both totals per sample as bars, named in its legend by ``labels``.
     The figure is 1.75 + 0.3 inches per sample high.
     """
     picture = MeasuredVsPredictedPicture(1.75 + 0.3 * len(measured), dpi=dpi, labels=labels)
-    return picture.update(measured, predicted, titles)
+    return picture.update(measured, predicted, titles, widths=widths)
 
 
 def version_table_figure(table: dict, dpi: int = 80) -> Figure:
     """The version table as a grid: one row per transformers version, one column per measurement.
 
     ``table`` as :func:`lossviz.trainers.versions.load_table` returns it. Each cell is coloured by the
-    lossviz model the measured step matched; rows that could not be measured say why.
+    lossviz model the measured step matched, and a key under the grid names every colour shown;
+    rows that could not be measured say why.
     """
     rows = table["rows"]
     cols = [
@@ -223,7 +293,8 @@ def version_table_figure(table: dict, dpi: int = 80) -> Figure:
     ]
     models = list(MODEL_COLORS)
     grid = np.zeros((len(rows), len(cols)), dtype=int)
-    fig = Figure(figsize=(9.0, 0.9 + 0.42 * len(rows)), dpi=dpi, layout="constrained")
+    key_rows = 1.0  # inches under the grid for the colour key
+    fig = Figure(figsize=(11.0, 1.5 + key_rows + 0.55 * len(rows)), dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
     texts = []
     for i, row in enumerate(rows):
@@ -242,12 +313,36 @@ def version_table_figure(table: dict, dpi: int = 80) -> Figure:
     cmap = ListedColormap([MODEL_COLORS[m] for m in models])
     ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=len(models) - 0.5, aspect="auto")
     for j, i, label in texts:
-        ax.text(j, i, label, ha="center", va="center", fontsize=7.5)
-    ax.set_xticks(range(len(cols)), [c[1] for c in cols], fontsize=8)
+        ax.text(j, i, label, ha="center", va="center", fontsize=10.5)
+    ax.set_xticks(range(len(cols)), [c[1] for c in cols], fontsize=11)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(len(rows)), [f"transformers {r['version']}" for r in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [f"transformers {r['version']}" for r in rows], fontsize=11)
     ax.set_xticks(np.arange(len(cols) + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(len(rows) + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="white", lw=2)
     ax.tick_params(which="minor", length=0)
+    shown = [m for m in models if (grid == models.index(m)).any()]
+    key = [Patch(facecolor=MODEL_COLORS[m], edgecolor="#999999", label=_MEANING[m]) for m in shown]
+    fig.legend(
+        handles=key,
+        loc="outside lower center",
+        ncol=2,
+        fontsize=10.5,
+        frameon=False,
+        title="colour: the lossviz model the measured step matched",
+        title_fontsize=11,
+    )
     return fig
+
+
+# the colour key's words: what each model means for the learner
+_MEANING = {
+    "global": "global token mean (every trained token 1/N)",
+    "global_overcount": "global mean, one extra token counted per row",
+    "local": "each rank's own token mean",
+    "local_overcount": "per-rank mean, one extra token counted per row",
+    "naive": "mean of micro-batch means",
+    "unscaled": "micro-batch means, not divided by GA",
+    "sum": "summed loss / GA",
+    None: "not measured (see the row's status)",
+}

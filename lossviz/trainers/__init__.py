@@ -13,6 +13,7 @@ nothing else in the package imports those libraries, so ``import lossviz`` works
   settings that restore the token mean.
 - :mod:`.moe`: a mixture of experts (Mixtral) in the ``Trainer``: the router aux loss's coefficient.
 - :mod:`.trl_sft`, :mod:`.trl_grpo`: TRL's ``SFTTrainer`` and ``GRPOTrainer`` losses.
+- :mod:`.trl_probe`: TRL's default SFT step (a fused LM head, no logits) under the probe.
 - :mod:`.verl_agg`: verl's ``agg_loss``, read from its own source.
 - :mod:`.versions`: the same ``Trainer`` step on several released transformers versions.
 

@@ -14,8 +14,7 @@ import ipywidgets as W
 
 from ..measured_step import predict
 from ..plots.probe import MeasuredVsPredictedPicture
-from ..step_shape import fill_step as cycle_to
-from ..step_shape import trainer_dealing as trainer_plan
+from ..step_shape import fill_step, trainer_dealing
 from .base import Canvas, EdgeCase, Explorer, View, parse_list
 
 __all__ = ["SETUPS", "pitfall_explorer", "render_pitfall"]
@@ -52,10 +51,10 @@ def render_pitfall(
     if setup not in SETUPS:
         raise EdgeCase(f"choose a setup among {list(SETUPS)}")
     need = batch * ga * world  # samples in one optimizer step
-    got, filled = cycle_to(
+    got, filled = fill_step(
         parse_list(lengths, "length", low=1, high=400, example="3, 7, 20, 5"), need
     )
-    plan = trainer_plan(need, per_device_batch_size=batch, ga_steps=ga, world_size=world)
+    plan = trainer_dealing(need, per_device_batch_size=batch, ga_steps=ga, world_size=world)
     model = SETUPS[setup]
     extra = 1 if model.endswith("_overcount") else 0
     got_w = predict(got, plan, model.removesuffix("_overcount"), extra_per_row=extra)
