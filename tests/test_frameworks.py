@@ -130,7 +130,7 @@ def test_probe_command_measures_lightning_and_accelerate(capsys):
 def test_probe_command_refuses_a_bad_setup(capsys):
     bad = ["probe", "--trainer", "lightning", "--lengths", "3,4,5", "--world-size", "2"]
     assert main(bad) == 2
-    assert "give 2 lengths" in capsys.readouterr().err
+    assert "must be a multiple of per_device_batch_size x world_size = 2" in capsys.readouterr().err
     assert main(["probe", "--trainer", "lightning", "--loop", "recipe", "--lengths", "3"]) == 2
     assert (
         "lightning setting must be one of ('automatic', 'token_count')" in capsys.readouterr().err
