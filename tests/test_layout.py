@@ -51,7 +51,8 @@ def test_every_argument_parser_is_built_in_the_commands_folder():
 
 
 def _module_strings() -> list[tuple[str, str]]:
-    """``(file, module)`` for every ``"-m", "lossviz..."`` a module passes to a subprocess."""
+    """``(file, module)`` for every string in the package that names a lossviz module to run
+    (``"-m", "lossviz..."`` or a module given to :func:`lossviz.trainers.ranks.run_ranks`)."""
     found = []
     for path in PKG.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -61,12 +62,17 @@ def _module_strings() -> list[tuple[str, str]]:
                 for a, b in zip(items, items[1:], strict=False):
                     if a == "-m" and isinstance(b, str) and b.startswith("lossviz"):
                         found.append((path.relative_to(PKG).as_posix(), b))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "run_ranks":
+                first = node.args[0] if node.args else None
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    found.append((path.relative_to(PKG).as_posix(), first.value))
     return found
 
 
 def test_every_module_a_subprocess_starts_by_name_exists():
     found = _module_strings()
     assert ("trainers/hf_trainer.py", "lossviz.trainers.hf_trainer") in found
+    assert ("trainers/frameworks.py", "lossviz.trainers.frameworks") in found
     for file, module in found:
         assert importlib.util.find_spec(module) is not None, f"{file} starts missing {module}"
 

@@ -87,14 +87,18 @@ def report(result: dict) -> list[str]:
     """The printed table: per-sample measured vs predicted weights, the worst ratio, the verdict."""
     from ..measured_step import MODELS, verdict
 
-    if result.get("trainer", "transformers") != "transformers" or "step" in result:
+    # one step of a framework's epoch (lossviz.trainers.frameworks) carries its trainer's name
+    framework = result.get("trainer", "transformers") != "transformers"
+    if framework:
         from ..trainers.frameworks import MODELS, verdict  # noqa: F811 - another trainer's models
 
     exp = result["expected"]
     d = result["diff"][exp]
     full = result["diff"]["global"]["predicted_share"]
     where = locate(result["plan"])
-    if "step" in result:  # one step of a framework's epoch (lossviz.trainers.frameworks)
+    if result.get("header"):  # a merged record names its own step (lossviz probe-merge)
+        head = result["header"]
+    elif framework:
         from ..trainers.frameworks import framework_name
 
         head = (
@@ -115,7 +119,7 @@ def report(result: dict) -> list[str]:
             f"{result['average_tokens_across_devices']}"
         )
     lines = [
-        result.get("header") or head,
+        head,
         f"Weight of each sample in the step (sum over its tokens); predicted: lossviz's `{exp}` "
         f"model ({MODELS[exp]})",
         f"{'sample':>6} {'tokens':>6} {'rank':>4} {'mb':>3} {'measured':>9} {'predicted':>9} "

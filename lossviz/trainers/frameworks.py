@@ -33,9 +33,7 @@ import contextlib
 import importlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 
@@ -186,48 +184,12 @@ def _run_one(cfg: dict) -> dict:
 
 def _spawn(cfgs: list[dict], R: int, timeout: float) -> list[list[dict]]:
     """Run every config in ``R`` processes (gloo, 127.0.0.1); every process ends on any path."""
-    from ..distributed import DistributedRunError, free_port
+    from .ranks import run_ranks
 
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
-    env.update(WORLD_SIZE=str(R), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    with tempfile.TemporaryDirectory(prefix="lossviz-frameworks-") as tmp:
-        procs = []
-        try:
-            for r in range(R):
-                out = os.path.join(tmp, f"rank{r}.json")
-                log = open(os.path.join(tmp, f"rank{r}.log"), "w")  # noqa: SIM115 - closed below
-                rank_env = dict(env, RANK=str(r), LOCAL_RANK=str(r), LOCAL_WORLD_SIZE=str(R))
-                rank_env["NODE_RANK"] = "0"
-                cmd = [sys.executable, "-m", "lossviz.trainers.frameworks", json.dumps(cfgs), out]
-                procs.append(
-                    (subprocess.Popen(cmd, env=rank_env, stdout=log, stderr=log), log, out)
-                )
-            deadline = time.monotonic() + timeout
-            while any(p.poll() is None for p, _, _ in procs):
-                failed = [r for r, (p, _, _) in enumerate(procs) if p.poll() not in (None, 0)]
-                if failed or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
-            bad = [r for r, (p, _, o) in enumerate(procs) if p.poll() != 0 or not os.path.exists(o)]
-            if bad:
-                r = bad[0]
-                procs[r][1].flush()
-                tail = open(procs[r][1].name).read().strip().splitlines()[-3:]
-                what = "timed out" if procs[r][0].poll() is None else "failed"
-                raise DistributedRunError(
-                    f"rank {r} of {R} {what} (after {timeout:g} s at most), so every rank was "
-                    "ended: " + " | ".join(tail),
-                    [p.pid for p, _, _ in procs],
-                )
-            return [json.load(open(o)) for _, _, o in procs]
-        finally:
-            for p, log, _ in procs:
-                if p.poll() is None:
-                    p.kill()
-                p.wait(timeout=10)
-                log.close()
+    return run_ranks("lossviz.trainers.frameworks", cfgs, R, timeout, env=env)
 
 
 def _check_run(run: dict) -> dict:

@@ -38,10 +38,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 
 import torch
@@ -276,54 +274,21 @@ def _spawn(
     cfgs: list[dict], R: int, python: str | None, pythonpath: str | None, timeout: float
 ) -> list[list[dict]]:
     """Run :func:`run_case` on each config in ``R`` processes; every process is ended on any error."""
-    from ..distributed import DistributedRunError, free_port
+    from .ranks import run_ranks
 
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
-    env["WORLD_SIZE"], env["OMP_NUM_THREADS"] = str(R), "1"
+    env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    with tempfile.TemporaryDirectory(prefix="lossviz-probe-") as tmp:
-        procs = []
-        try:
-            for r in range(R):
-                out = os.path.join(tmp, f"rank{r}.json")
-                log = open(os.path.join(tmp, f"rank{r}.log"), "w")  # noqa: SIM115 - closed below
-                rank_env = dict(env, RANK=str(r), LOCAL_RANK=str(r), LOCAL_WORLD_SIZE=str(R))
-                cmd = [
-                    python or sys.executable,
-                    "-m",
-                    "lossviz.trainers.hf_trainer",
-                    json.dumps(cfgs),
-                    out,
-                ]
-                procs.append(
-                    (subprocess.Popen(cmd, env=rank_env, stdout=log, stderr=log), log, out)
-                )
-            deadline = time.monotonic() + timeout
-            while any(p.poll() is None for p, _, _ in procs):
-                failed = [r for r, (p, _, _) in enumerate(procs) if p.poll() not in (None, 0)]
-                if failed or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
-            bad = [r for r, (p, _, o) in enumerate(procs) if p.poll() != 0 or not os.path.exists(o)]
-            if bad:
-                r = bad[0]
-                procs[r][1].flush()
-                tail = open(procs[r][1].name).read().strip().splitlines()[-3:]
-                what = "timed out" if procs[r][0].poll() is None else "failed"
-                raise DistributedRunError(
-                    f"rank {r} of {R} {what} running the Trainer, so every rank was "
-                    "ended: " + " | ".join(tail),
-                    [p.pid for p, _, _ in procs],
-                )
-            return [json.load(open(o)) for _, _, o in procs]
-        finally:
-            for p, log, _ in procs:
-                if p.poll() is None:
-                    p.kill()
-                p.wait(timeout=10)
-                log.close()
+    return run_ranks(
+        "lossviz.trainers.hf_trainer",
+        cfgs,
+        R,
+        timeout,
+        env=env,
+        python=python,
+        doing="running the Trainer",
+    )
 
 
 def _check_setup(lengths, per_device_batch_size, ga_steps, world_size) -> list[int]:
