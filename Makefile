@@ -33,11 +33,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Both cores: one test file (and its module fixtures) per worker, so a fixture runs once.
+XDIST := -n auto --dist loadfile
+
 test-fast: $(STAMP) $(VERL)
-	$(BIN)/pytest -q -m "not browser" --ignore=notebooks
+	$(BIN)/pytest -q $(XDIST) -m "not browser" --ignore=notebooks
 
 test-notebooks: $(STAMP) $(VERL)
-	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+	$(BIN)/pytest -q $(XDIST) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 # The unit tests and every notebook again under other CPU kernels and thread counts (CI runs it too).
 test-portable: $(STAMP) $(VERL)

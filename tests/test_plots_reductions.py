@@ -116,7 +116,7 @@ def test_reduction_figure_draws_every_sample_on_labelled_axes():
     assert [t.get_text() for t in legend.get_texts()] == [
         "padding (no sample)",
         "share of the loss",
-        "every sample equal (1/S)",
+        "every sample equal (1/B)",
         "every token equal (n_b/N)",
     ]
     heights = [p.get_height() for p in bars_ax.patches if p.get_visible()]

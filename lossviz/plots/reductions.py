@@ -86,7 +86,7 @@ def draw_weights(
 def draw_sample_shares(ax, shares: Sequence[float], token_counts: Sequence[float]) -> dict:
     """Bars of each sample's share of the loss, with the two reference levels; returns the artists.
 
-    "every sample equal" is the dashed line ``1/S``; "every token equal" is the black tick
+    "every sample equal" is the dashed line ``1/B``; "every token equal" is the black tick
     ``n_b / N`` on each bar (token mean's share). Sample ``b`` is labelled with its ``n_b`` tokens.
     The artists (``bars``, ``equal``, ``token_ticks``) can be moved by :func:`_move_shares`.
     """
@@ -94,7 +94,7 @@ def draw_sample_shares(ax, shares: Sequence[float], token_counts: Sequence[float
     x = np.arange(n)
     artists = {
         "bars": ax.bar(x, np.zeros(n), color=_BAR, width=0.6, label="share of the loss"),
-        "equal": ax.axhline(0.0, color=_EQUAL, ls="--", lw=1.5, label="every sample equal (1/S)"),
+        "equal": ax.axhline(0.0, color=_EQUAL, ls="--", lw=1.5, label="every sample equal (1/B)"),
         "token_ticks": ax.hlines(
             np.zeros(n),
             x - 0.32,
@@ -114,7 +114,7 @@ def draw_sample_shares(ax, shares: Sequence[float], token_counts: Sequence[float
 
 
 def _move_shares(ax, artists: dict, shares: Sequence[float], token_counts: Sequence[float]) -> None:
-    """Set the bars, the ``1/S`` line, the ``n_b/N`` ticks, tick labels and y range to new values."""
+    """Set the bars, the ``1/B`` line, the ``n_b/N`` ticks, tick labels and y range to new values."""
     shares = np.asarray(shares, dtype=np.float64)
     counts = np.asarray(token_counts, dtype=np.float64)
     n = len(shares)
@@ -203,7 +203,7 @@ class ReductionPicture:
         handles = [
             Patch(color=PAD_COLOR, label="padding (no sample)"),
             Patch(color=_BAR, label="share of the loss"),
-            Line2D([], [], color=_EQUAL, ls="--", lw=1.5, label="every sample equal (1/S)"),
+            Line2D([], [], color=_EQUAL, ls="--", lw=1.5, label="every sample equal (1/B)"),
             Line2D([], [], color="black", lw=2.5, label="every token equal (n_b/N)"),
         ]
         fig.legend(handles=handles, loc="upper center", ncol=4, frameon=False, fontsize=9)
