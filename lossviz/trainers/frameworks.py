@@ -150,16 +150,9 @@ def grad_recorder(model):
 
 def probe_result(rec, grads: list, *, version: str, **extra) -> dict:
     """The JSON-ready record of one run in one process (see :func:`measure_runs`)."""
-    mbs = [
-        {
-            "rank": mb.rank,
-            "step": mb.step,
-            "labels": mb.labels.tolist(),
-            "W": mb.step_W.tolist(),
-            "position_ids": None if mb.position_ids is None else mb.position_ids.tolist(),
-        }
-        for mb in rec.micro_batches
-    ]
+    from .hf_trainer import micro_batch_records
+
+    mbs = micro_batch_records(rec)
     return {
         "micro_batches": mbs,
         "grads": grads,

@@ -246,16 +246,7 @@ def run_case(cfg: dict) -> dict:
                 h.remove()
     if atad is None:
         atad = getattr(args, "average_tokens_across_devices", None)
-    mbs = [
-        {
-            "rank": mb.rank,
-            "step": mb.step,
-            "labels": mb.labels.tolist(),
-            "W": mb.step_W.tolist(),
-            "position_ids": None if mb.position_ids is None else mb.position_ids.tolist(),
-        }
-        for mb in rec.micro_batches
-    ]
+    mbs = micro_batch_records(rec)
     out = {
         "micro_batches": mbs,
         "max_residual": rec.max_residual,
@@ -268,6 +259,21 @@ def run_case(cfg: dict) -> dict:
         out["router_grad"] = stepped["router"].double().tolist()
         out["aux_grad"] = _aux_gradient(inner, rec.micro_batches)
     return out
+
+
+def micro_batch_records(rec) -> list[dict]:
+    """Each micro-batch a probe recorded, JSON-ready: rank, optimizer step, labels, the step's
+    ``W`` and ``position_ids`` (what a rank process sends back to be assembled)."""
+    return [
+        {
+            "rank": mb.rank,
+            "step": mb.step,
+            "labels": mb.labels.tolist(),
+            "W": mb.step_W.tolist(),
+            "position_ids": None if mb.position_ids is None else mb.position_ids.tolist(),
+        }
+        for mb in rec.micro_batches
+    ]
 
 
 def _spawn(
