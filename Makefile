@@ -16,7 +16,8 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# --no-compile: Python writes the bytecode of what is imported on first use (a minute saved)
+	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 $(VERL): $(STAMP)
