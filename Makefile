@@ -16,8 +16,10 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# --no-compile: Python writes the bytecode of what is imported on first use (a minute saved)
+	# pip compiles the bytecode on one core; compileall uses every core (about 30 s saved). Like
+	# pip, it skips the few files written for other Python versions.
 	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e ".[dev]"
+	$(BIN)/python -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=2, workers=0)"
 	touch $(STAMP)
 
 $(VERL): $(STAMP)
