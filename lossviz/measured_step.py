@@ -123,10 +123,18 @@ MODELS = {
 }
 
 
-def verdict(result: dict) -> str:
-    """One sentence: does the measured step match lossviz's expected model, and how far off is it."""
+def verdict(
+    result: dict, *, who: str | None = None, models: dict | None = None, on_match: str = ""
+) -> str:
+    """One sentence: does the measured step match lossviz's expected model, and how far off is it.
+
+    ``who`` names the run (default: the result's own ``who``, else its transformers version and
+    case); ``models`` the descriptions of the models (default :data:`MODELS`); ``on_match`` is
+    added to the sentence of a match.
+    """
     exp, d = result["expected"], result["diff"]
-    who = result.get("who")  # a run lossviz did not start (lossviz probe-merge) names itself
+    models = MODELS if models is None else models
+    who = who or result.get("who")  # a run lossviz did not start (lossviz probe-merge) names itself
     if who is None:
         who = f"transformers {result['transformers']} ({result['case']}"
         who += f", {result['world_size']} ranks)" if result["world_size"] > 1 else ")"
@@ -136,8 +144,8 @@ def verdict(result: dict) -> str:
             "W is not a weight here"
         )
     if exp in result["matches"]:
-        return f"{who} matches lossviz's `{exp}` model within 1e-6: {MODELS[exp]}."
-    found = ", ".join(f"`{m}` ({MODELS[m]})" for m in result["matches"]) or "none of its models"
+        return f"{who} matches lossviz's `{exp}` model within 1e-6: {models[exp]}{on_match}."
+    found = ", ".join(f"`{m}` ({models[m]})" for m in result["matches"]) or "none of its models"
     return (
         f"{who} differs from lossviz's `{exp}` model by up to {d[exp]['max_rel_diff']:.0%} "
         f"of the largest weight; it matches {found}."

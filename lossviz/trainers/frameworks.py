@@ -33,7 +33,6 @@ import contextlib
 import importlib
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -423,27 +422,17 @@ def framework_name(framework: str, version: str) -> str:
 
 def verdict(step: dict) -> str:
     """One sentence for one step of :func:`step_report`: does it match lossviz's expected model."""
-    exp, d = step["expected"], step["diff"]
+    from ..measured_step import verdict as measured_verdict
+
     who = framework_name(step["trainer"], step["version"]) + f" ({step['case']}"
     who += f", {step['world_size']} ranks)" if step["world_size"] > 1 else ")"
-    if step["max_residual"] >= 1e-5:
-        return (
-            f"{who}: not plain weighted cross-entropy (residual {step['max_residual']:.1e}); "
-            "W is not a weight here"
-        )
     grads = max(step["grad_rel_diff"])
     grad_words = (
         f"; the parameters' gradient at the step equals that of sum(W l) (within {1e-4:.0e})"
         if grads < 1e-4
         else f"; but the parameters' gradient differs by {grads:.1e} of its largest entry"
     )
-    if exp in step["matches"]:
-        return f"{who} matches lossviz's `{exp}` model within 1e-6: {MODELS[exp]}{grad_words}."
-    found = ", ".join(f"`{m}` ({MODELS[m]})" for m in step["matches"]) or "none of its models"
-    return (
-        f"{who} differs from lossviz's `{exp}` model by up to {d[exp]['max_rel_diff']:.0%} "
-        f"of the largest weight; it matches {found}."
-    )
+    return measured_verdict(step, who=who, models=MODELS, on_match=grad_words)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,6 +650,45 @@ def _weight_model(words: str) -> str:
     return "local" if "each rank" in words else "global"
 
 
+def _path_row(
+    r: dict,
+    key: str,
+    package: str,
+    model: str,
+    *,
+    last_window_rule: str,
+    dp_model: str,
+    dp_rule: str,
+    aux_rule: str,
+    fix: str,
+    source: str,
+    residual_ok: bool,
+) -> dict:
+    """A VLM/MoE row in the table's columns: no short window or dealing measured here."""
+    return {
+        "key": key,
+        "framework": r["framework"],
+        "label": r["setting"],
+        "package": package,
+        "version": r["version"],
+        "setting": r["setting"],
+        "weight_model": model,
+        "weight_rule": RULES[model],
+        "last_window_model": "read",
+        "last_window_total": None,
+        "last_window_rule": last_window_rule,
+        "dp_model": dp_model,
+        "dp_last_window_model": "read",
+        "dp_rule": dp_rule,
+        "dp_dealing": "",
+        "dp_gradient_matches": None,
+        "aux_rule": aux_rule,
+        "fix": fix,
+        "source": source,
+        "max_residual_below_1e-5": residual_ok,
+    }
+
+
 def model_path_rows(vlm: list[dict], moe: list[dict]) -> list[dict]:
     """The table rows of :func:`lossviz.trainers.vlm.vlm_rows` and
     :func:`lossviz.trainers.moe.moe_rows`, in the columns of :data:`ROWS`' rows plus the aux rule.
@@ -678,29 +706,20 @@ def model_path_rows(vlm: list[dict], moe: list[dict]) -> list[dict]:
         if trl and model != "global":
             fix = "as for the Trainer (TRL's SFTTrainer inherits the model's flag)"
         out.append(
-            {
-                "key": f"{'trl' if trl else 'transformers'}/vlm_{i}",
-                "framework": r["framework"],
-                "label": r["setting"],
-                "package": "trl" if trl else "transformers",
-                "version": r["version"],
-                "setting": r["setting"],
-                "weight_model": model,
-                "weight_rule": RULES[model],
-                "last_window_model": "read",
-                "last_window_total": None,
-                "last_window_rule": r["last_window"] + " (read from the source)",
-                "dp_model": "read",
-                "dp_last_window_model": "read",
-                "dp_rule": r["data_parallel"] + " (read from the source)",
-                "dp_dealing": "",
-                "dp_gradient_matches": None,
-                "aux_rule": "no router loss (dense model)",
-                "fix": fix,
-                "source": "https://github.com/huggingface/transformers/blob/v5.24.0/src/"
+            _path_row(
+                r,
+                f"{'trl' if trl else 'transformers'}/vlm_{i}",
+                "trl" if trl else "transformers",
+                model,
+                last_window_rule=r["last_window"] + " (read from the source)",
+                dp_model="read",
+                dp_rule=r["data_parallel"] + " (read from the source)",
+                aux_rule="no router loss (dense model)",
+                fix=fix,
+                source="https://github.com/huggingface/transformers/blob/v5.24.0/src/"
                 "transformers/trainer.py",
-                "max_residual_below_1e-5": r["measured"].get("max_residual", 0.0) < 1e-5,
-            }
+                residual_ok=r["measured"].get("max_residual", 0.0) < 1e-5,
+            )
         )
     for i, r in enumerate(moe):
         m = r["measured"]
@@ -708,31 +727,22 @@ def model_path_rows(vlm: list[dict], moe: list[dict]) -> list[dict]:
         model = m["ce_expected"] if m["ce_expected"] in m["ce"] else m["ce"][0]
         scale = f"1/(K·R) = 1/{K * R}" if m["average_tokens_across_devices"] else f"1/K = 1/{K}"
         out.append(
-            {
-                "key": f"transformers/moe_{i}",
-                "framework": r["framework"],
-                "label": r["setting"],
-                "package": "transformers",
-                "version": r["version"],
-                "setting": r["setting"],
-                "weight_model": model,
-                "weight_rule": RULES[model],
-                "last_window_model": "read",
-                "last_window_total": None,
-                "last_window_rule": r["last_window"],
-                "dp_model": model if R > 1 else "read",
-                "dp_last_window_model": "read",
-                "dp_rule": r["data_parallel"] if R > 1 else "one rank: see the next rows",
-                "dp_dealing": "",
-                "dp_gradient_matches": None,
-                "aux_rule": r["aux_loss"],
-                "fix": (
+            _path_row(
+                r,
+                f"transformers/moe_{i}",
+                "transformers",
+                model,
+                last_window_rule=r["last_window"],
+                dp_model=model if R > 1 else "read",
+                dp_rule=r["data_parallel"] if R > 1 else "one rank: see the next rows",
+                aux_rule=r["aux_loss"],
+                fix=(
                     f"scale router_aux_loss_coef by {scale} for the aux to weigh c on the mean of "
                     "the step's micro-batches, as in a single batch"
                 ),
-                "source": "https://github.com/huggingface/transformers/issues/48690",
-                "max_residual_below_1e-5": m["ce_max_residual"] < 1e-5,
-            }
+                source="https://github.com/huggingface/transformers/issues/48690",
+                residual_ok=m["ce_max_residual"] < 1e-5,
+            )
         )
     return out
 
@@ -812,17 +822,17 @@ def write_table(table: dict, path: str | os.PathLike | None = None) -> str:
 
 _STARTED = time.perf_counter()
 
+
+def _stamp(results: list[dict]) -> None:
+    """Each rank's result carries its pid (the tests check that every rank ended) and its time."""
+    results[0]["process_seconds"] = time.perf_counter() - _STARTED
+    for r in results:
+        r["pid"] = os.getpid()
+
+
 if (
     __name__ == "__main__"
 ):  # one rank of measure_runs(): python -m lossviz.trainers.frameworks CFGS OUT
-    import torch
+    from lossviz.trainers.ranks import rank_main
 
-    _cfgs, _out = json.loads(sys.argv[1]), sys.argv[2]
-    torch.set_num_threads(1)
-    _res = [_run_one(c) for c in _cfgs]
-    _res[0]["process_seconds"] = time.perf_counter() - _STARTED
-    for _r in _res:
-        _r["pid"] = os.getpid()
-    with open(_out + ".tmp", "w") as _f:
-        json.dump(_res, _f)
-    os.replace(_out + ".tmp", _out)
+    rank_main(_run_one, _stamp)

@@ -36,9 +36,7 @@ run them under another interpreter or transformers version (see :mod:`lossviz.tr
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 
@@ -435,9 +433,6 @@ def measure(
 if (
     __name__ == "__main__"
 ):  # one rank of measure_runs(): python -m lossviz.trainers.hf_trainer CFGS OUT
-    _cfgs, _out = json.loads(sys.argv[1]), sys.argv[2]
-    torch.set_num_threads(1)
-    _res = [run_case(c) for c in _cfgs]
-    with open(_out + ".tmp", "w") as _f:
-        json.dump(_res, _f)
-    os.replace(_out + ".tmp", _out)
+    from lossviz.trainers.ranks import rank_main
+
+    rank_main(run_case)

@@ -14,8 +14,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
-__all__ = ["run_ranks"]
+__all__ = ["rank_main", "run_ranks"]
 
 
 def run_ranks(
@@ -84,3 +85,21 @@ def run_ranks(
                     p.kill()
                 p.wait(timeout=10)
                 log.close()
+
+
+def rank_main(
+    run_one: Callable[[dict], dict], finish: Callable[[list], None] | None = None
+) -> None:
+    """The body of ``python -m MODULE CONFIGS_JSON OUT`` in one rank (what :func:`run_ranks`
+    starts): every config run on one thread, ``finish(results)`` if given, then the results
+    written to OUT atomically (a rank that dies leaves no half-written file)."""
+    import torch
+
+    cfgs, out = json.loads(sys.argv[1]), sys.argv[2]
+    torch.set_num_threads(1)
+    results = [run_one(c) for c in cfgs]
+    if finish is not None:
+        finish(results)
+    with open(out + ".tmp", "w") as f:
+        json.dump(results, f)
+    os.replace(out + ".tmp", out)
