@@ -34,26 +34,34 @@ SCRIPT = textwrap.dedent(
     from lossviz.model import TinyCausalLM, TinyConfig
     from lossviz.step_gradients import token_batch
 
-    folder, mode = sys.argv[1], sys.argv[2]
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    model = torch.nn.parallel.DistributedDataParallel(TinyCausalLM(TinyConfig()))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    lengths = [[3, 9], [4, 6]] if rank == 0 else [[12, 2], [5, 7]]
-    batches = [token_batch(ls, seed=10 * rank + k) for k, ls in enumerate(lengths)]
-    n = torch.tensor(float(sum(map(sum, lengths))))
-    dist.all_reduce(n)  # the step's trained tokens over every rank and micro-batch
-    with lv.probe(model, save_to=folder):
-        for k, batch in enumerate(batches):
-            with model.no_sync() if k == 0 else contextlib.nullcontext():
-                logits = model(batch.input_ids, position_ids=batch.position_ids)
-                if mode == "global":  # DDP averages over ranks: x world
-                    loss = lv.cross_entropy(logits, batch.labels, "sum", shift=True) / n * world
-                else:  # each micro-batch's own token mean, / GA
-                    loss = lv.cross_entropy(logits, batch.labels, "mean", shift=True) / 2
-                loss.backward()
-        opt.step()
-    dist.destroy_process_group()
+    def main(folder, mode):
+        rank, world = dist.get_rank(), dist.get_world_size()
+        model = torch.nn.parallel.DistributedDataParallel(TinyCausalLM(TinyConfig()))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        lengths = [[3, 9], [4, 6]] if rank == 0 else [[12, 2], [5, 7]]
+        batches = [token_batch(ls, seed=10 * rank + k) for k, ls in enumerate(lengths)]
+        n = torch.tensor(float(sum(map(sum, lengths))))
+        dist.all_reduce(n)  # the step's trained tokens over every rank and micro-batch
+        with lv.probe(model, save_to=folder):
+            for k, batch in enumerate(batches):
+                with model.no_sync() if k == 0 else contextlib.nullcontext():
+                    logits = model(batch.input_ids, position_ids=batch.position_ids)
+                    if mode == "global":  # DDP averages over ranks: x world
+                        loss = lv.cross_entropy(logits, batch.labels, "sum", shift=True) / n * world
+                    else:  # each micro-batch's own token mean, / GA
+                        loss = lv.cross_entropy(logits, batch.labels, "mean", shift=True) / 2
+                    loss.backward()
+            opt.step()
+        dist.barrier()  # every rank is done with the group
+
+
+    if __name__ == "__main__":
+        dist.init_process_group("gloo")
+        try:
+            # the model (which holds the group) is freed when main returns, not while Python exits
+            main(sys.argv[1], sys.argv[2])
+        finally:
+            dist.destroy_process_group()
     """
 )
 LENGTHS = [3, 9, 4, 6, 12, 2, 5, 7]  # rank 0's two micro-batches, then rank 1's

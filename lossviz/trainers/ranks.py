@@ -8,6 +8,7 @@ a rank that fails or outlives ``timeout`` ends them all, with the failing rank's
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -92,14 +93,23 @@ def rank_main(
 ) -> None:
     """The body of ``python -m MODULE CONFIGS_JSON OUT`` in one rank (what :func:`run_ranks`
     starts): every config run on one thread, ``finish(results)`` if given, then the results
-    written to OUT atomically (a rank that dies leaves no half-written file)."""
+    written to OUT atomically (a rank that dies leaves no half-written file).
+
+    A process group the runs left (the Trainer's, accelerate's, Lightning's) is ended here, once
+    every rank reaches it and the runs' models are freed: a gloo group still alive while Python
+    shuts down can abort the process ("terminate called without an active exception")."""
     import torch
+    import torch.distributed as dist
 
     cfgs, out = json.loads(sys.argv[1]), sys.argv[2]
     torch.set_num_threads(1)
     results = [run_one(c) for c in cfgs]
     if finish is not None:
         finish(results)
+    if dist.is_available() and dist.is_initialized():
+        gc.collect()  # a Trainer sits in reference cycles: its wrapped model goes now, not at exit
+        dist.barrier()
+        dist.destroy_process_group()
     with open(out + ".tmp", "w") as f:
         json.dump(results, f)
     os.replace(out + ".tmp", out)
