@@ -80,13 +80,14 @@ def test_the_blitted_picture_is_the_pure_picture(make):
         render = functools.partial(ex.render.func, *ex.render.args)  # the explorer's, no canvas
         fresh = render(**ex.values(), canvas=Canvas(dpi=ex.dpi))
         assert shown.png == fresh.png, f"{name}={value!r}: the cached picture is stale"
-        # and it is the figure savefig draws: only the image cells' edges may land one pixel
-        # apart (an image drawn alone is resampled, not composited); under 1 % of the pixels
+        # and it is the figure savefig draws: only a few of the image cells' edges may land one
+        # pixel apart (an image drawn alone is resampled, not composited). A stale or lost
+        # layer (a tick label, a title in another place) changes hundreds of pixels
         fast = _pixels(shown.png)
         full = _pixels(figure_png(render(**ex.values()).figure, dpi=ex.dpi))
         assert fast.shape == full.shape, name
         differ = (np.abs(fast - full) > 8).any(axis=-1)
-        assert differ.mean() < 0.01, f"{name}={value!r}: {differ.sum()} pixels differ"
+        assert differ.sum() <= 40, f"{name}={value!r}: {differ.sum()} pixels differ"
 
 
 def test_two_explorers_share_no_figure():

@@ -10,6 +10,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from .moves import AxisTicks, axis_layers, set_xlim, set_ylim
 from .reductions import nice_ceiling
 
 __all__ = ["COLORS", "WeightBars", "sample_weight_bars", "gradient_gap_bars"]
@@ -56,9 +57,9 @@ class WeightBars:
     """A reusable grouped-bar figure for the given columns, updated in place for any sample count.
 
     Built once per set of columns: labelled axes, a legend of the columns and of the bands.
-    :meth:`update` moves what changes (bar corners, tick labels), listed in ``dynamic``;
-    ``static_key()`` names the rest (y range, title, bands and their legend), so an explorer's
-    :class:`~lossviz.widgets.Canvas` redraws only the bars while the y scale holds.
+    :meth:`update` moves the bars (``dynamic``, with the frame over them); the bands with the y
+    axis, the x axis, the title and the legend are :meth:`layers`, so an explorer's
+    :class:`~lossviz.widgets.Canvas` draws each of them once per state and blits the rest.
     """
 
     def __init__(self, names: Sequence[str], figsize: tuple[float, float] = (8.5, 3.4)) -> None:
@@ -66,7 +67,9 @@ class WeightBars:
         self.fig = fig = Figure(figsize=figsize)
         self.ax = ax = fig.add_axes((0.1, 0.27, 0.88, 0.53))
         ax.set_ylabel("weight in the step")
+        ax.yaxis.set_label_coords(-0.06, 0.5)  # fixed, left of labels such as 0.25
         ax.set_xlabel("sample (its trained tokens)")
+        ax.xaxis.set_label_coords(0.5, -0.3)  # fixed, under two-line labels
         ax.grid(axis="y", color="#dddddd", lw=0.6)
         ax.set_axisbelow(True)
         # GA-step (or rank) bands behind the bars
@@ -77,14 +80,29 @@ class WeightBars:
             bars = PolyCollection([], facecolors=COLORS.get(name, f"C{j}"), edgecolors="none")
             ax.add_collection(bars)
             self.bars.append(bars)
-        self.title = ax.set_title("", fontsize=11)
+        self.title = ax.set_title("", fontsize=11, y=1.0)
         self.legend = None
         self.shade = None
         self._band_key = ()
-        self.dynamic = [*self.bars, ax.xaxis]
+        self._names: tuple[str, ...] = ()
+        # the frame is drawn over the bars and the bands, as a full draw does
+        self.dynamic = [*self.bars, *ax.spines.values()]
 
     def static_key(self) -> tuple:
-        return (self.ax.get_ylim(), self.title.get_text(), self.shade, self._band_key)
+        """Nothing outside ``dynamic`` and the layers moves: one background per picture."""
+        return ()
+
+    def layers(self) -> list[tuple[str, object, list]]:
+        """The bands under the y axis's grid (one layer: the grid is drawn over the bands), the x
+        axis, the title and the legend, each once per state."""
+        ax = self.ax
+        return [
+            ("bands+y", (self._band_key, ax.get_ylim()), [self.bands, AxisTicks(ax.yaxis)]),
+            ("y.label", ax.yaxis.label.get_text(), [ax.yaxis.label]),
+            *axis_layers("x", ax.xaxis, (ax.get_xlim(), self._names)),
+            ("title", self.title.get_text(), [self.title]),
+            ("legend", self.shade, [self.legend] if self.legend is not None else []),
+        ]
 
     def _legend(self, shade: str | None, ranks: int) -> None:
         """Columns in their colours, then what the bands mean (GA steps or ranks)."""
@@ -145,8 +163,8 @@ class WeightBars:
                     1,
                 )
             )
-        self.ax.set_xlim(-0.5, B - 0.5)
-        self.ax.set_ylim(0, top)
+        set_xlim(self.ax, -0.5, B - 0.5)
+        set_ylim(self.ax, 0, top)
         bands, colors = [], []
         if placement is not None:  # one band per run of samples in the same GA step (or rank)
             j, palette = (1, _BAND) if shade == "step" else (0, _RANK_BAND)
@@ -161,7 +179,8 @@ class WeightBars:
         self.bands.set_facecolors(colors or "none")
         self._band_key = (B, tuple(tuple(map(tuple, b)) for b in bands), tuple(colors))
         shown = range(0, B, _label_step(B))
-        self.ax.set_xticks(shown, [f"{i}\n({lengths[i]})" for i in shown])
+        self._names = tuple(f"{i}\n({lengths[i]})" for i in shown)
+        self.ax.set_xticks(shown, self._names)
         self.title.set_text(title)
         ranks = len({r for r, _ in placement}) if placement is not None else 0
         self._legend(shade if placement is not None else None, ranks)

@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import matplotlib.colors as mcolors
 import numpy as np
-from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from .moves import FixedScaleBar, axis_layers, set_xlim, set_ylim
 from .reductions import nice_ceiling
 
 __all__ = [
@@ -222,14 +222,16 @@ class ChatPicture:
         strip.set_xlabel(f"token position within the line ({per_row} tokens a line)")
         strip.tick_params(left=False)
         strip.set_title("each token's weight W (cell colour) and role (band under it)", fontsize=11)
-        self.scale = ScalarMappable(cmap=_WEIGHT_CMAP)
-        self.scale.set_clim(0.0, 1.0)
-        self.colorbar = fig.colorbar(self.scale, cax=cax)
-        self.colorbar.set_label("token weight W")
+        self.scale = FixedScaleBar(fig, cax, _WEIGHT_CMAP, "token weight W")
+        self.scale.show(1.0)
+        cax.yaxis.set_label_coords(1 + 0.42 / 0.135, 0.5)  # right of labels such as 0.025
+        strip.yaxis.set_label_coords(-0.15 / 0.74, 0.5)
         self.turn_bars = PolyCollection([], edgecolors="none")
         bars_ax.add_collection(self.turn_bars)
-        bars_ax.axhline(0.0, color="#999999", lw=1.0)
+        self.zero = bars_ax.axhline(0.0, color="#999999", lw=1.0)
         bars_ax.set_xlabel("turn (message) and its role")
+        bars_ax.xaxis.set_label_coords(0.5, -0.3 / 1.3)  # fixed, under the turns' names
+        bars_ax.yaxis.set_label_coords(-0.06 / 0.74, 0.5)  # left of labels such as 0.25
         bars_ax.grid(axis="y", color="#dddddd", lw=0.6)
         bars_ax.set_axisbelow(True)
         handles = [Patch(color=c, label=r) for r, c in ROLE_COLORS.items()]
@@ -240,20 +242,33 @@ class ChatPicture:
             Patch(facecolor="none", edgecolor="none", label="short cell: template token")
         )
         fig.legend(handles=handles, loc="upper center", ncol=5, frameon=False, fontsize=9)
-        # the strip's lines and the turns' names follow the sliders: redrawn with the data
-        # and so do the colour bar's and the bars' scales (a prompt weight moves both)
+        # drawn on every update: the cells, bands and bars, and the lines and frames over them;
+        # the axes, the colour bar's labels and the bars' title are layers (see layers())
         self.dynamic = [
             self.cells,
             self.bands,
-            strip.yaxis,
-            self.colorbar.ax,
+            *strip.spines.values(),
             self.turn_bars,
-            bars_ax.xaxis,
-            bars_ax.yaxis,
+            self.zero,
+            *bars_ax.spines.values(),
         ]
+        self._line_names: tuple[str, ...] = ()
+        self._turn_names: tuple[str, ...] = ()
 
     def static_key(self) -> tuple:
-        return (self.bars_ax.get_title(),)
+        """Nothing outside ``dynamic`` and the layers moves: one background per picture."""
+        return ()
+
+    def layers(self) -> list[tuple[str, object, list]]:
+        """The lines' and turns' names, both scales, the bars' label and title, once per state."""
+        strip, bars = self.strip, self.bars_ax
+        return [
+            *axis_layers("strip.y", strip.yaxis, (strip.get_ylim(), self._line_names)),
+            *axis_layers("scale", self.scale.ax.yaxis, self.scale.top),
+            *axis_layers("bars.x", bars.xaxis, (bars.get_xlim(), self._turn_names)),
+            *axis_layers("bars.y", bars.yaxis, bars.get_ylim()),
+            ("bars.title", bars.title.get_text(), [bars.title]),
+        ]
 
     def update(
         self,
@@ -274,13 +289,13 @@ class ChatPicture:
         self.cells.set_facecolors(colors)
         self.bands.set_verts(bands)
         self.bands.set_facecolors(band_colors)
-        self.strip.set_ylim(max(height, 4 * 1.4), -0.2)
+        set_ylim(self.strip, max(height, 4 * 1.4), -0.2)
         several = len(rows) > 1
-        self.strip.set_yticks(
-            [y + 0.5 for y, _, _ in starts],
-            [(f"ex {k}, " if several else "") + f"token {t}" for _, k, t in starts],
+        self._line_names = tuple(
+            (f"ex {k}, " if several else "") + f"token {t}" for _, k, t in starts
         )
-        self.scale.set_clim(0.0, top)
+        self.strip.set_yticks([y + 0.5 for y, _, _ in starts], self._line_names)
+        self.scale.show(top)
         n = len(totals)
         x = np.arange(n, dtype=float)
         h = np.asarray(totals, dtype=float)
@@ -290,11 +305,12 @@ class ChatPicture:
         ]
         self.turn_bars.set_verts(np.stack(corners, 1))
         self.turn_bars.set_facecolors([ROLE_COLORS[r] for r in turn_roles])
-        self.bars_ax.set_xlim(-0.6, max(n, 4) - 0.4)
-        self.bars_ax.set_xticks(x, [f"{k} {r}" for k, r in enumerate(turn_roles)])
-        self.bars_ax.set_ylim(0.0, nice_ceiling(1.05 * float(h.max(initial=0.0))))
+        set_xlim(self.bars_ax, -0.6, max(n, 4) - 0.4)
+        self._turn_names = tuple(f"{k} {r}" for k, r in enumerate(turn_roles))
+        self.bars_ax.set_xticks(x, self._turn_names)
+        set_ylim(self.bars_ax, 0.0, nice_ceiling(1.05 * float(h.max(initial=0.0))))
         self.bars_ax.set_ylabel(ylabel)
-        self.bars_ax.set_title(f"each turn's {ylabel}", fontsize=11)
+        self.bars_ax.set_title(f"each turn's {ylabel}", fontsize=11, y=1.0)
         return self.fig
 
 

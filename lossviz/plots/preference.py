@@ -51,8 +51,7 @@ class PairWeightsPicture:
         )
         ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
         ax.set_xlabel("response token t")
-        for b in range(1, pairs):
-            ax.axhline(2 * b - 0.5, color="black", lw=1.0)
+        separators = [ax.axhline(2 * b - 0.5, color="black", lw=1.0) for b in range(1, pairs)]
         self.colorbar = fig.colorbar(self.image, cax=cax, label=label)
         handles = [
             Patch(color=_CMAP(1.0), label="push > 0: descent raises the token's log-prob"),
@@ -64,8 +63,15 @@ class PairWeightsPicture:
             bbox_to_anchor=(0.5, 0.0),
         )  # fmt: skip
         self.title = ax.set_title("", fontsize=11)
-        # the row names carry each row's total; the colour bar's ticks follow the scale
-        self.dynamic = [self.image, ax.yaxis, self.colorbar.ax]
+        # the row names carry each row's total; the colour bar's ticks follow the scale; the
+        # lines between pairs and the frame lie over the cells, as in a full draw
+        self.dynamic = [
+            self.image,
+            *separators,
+            *ax.spines.values(),
+            ax.yaxis,
+            self.colorbar.ax,
+        ]
 
     def static_key(self) -> tuple:
         return (self.ax.get_xlim(), self.title.get_text())

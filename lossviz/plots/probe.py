@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-from .reductions import draw_weights, nice_ceiling
+from .moves import FixedScaleBar, axis_layers, set_clim, set_extent, set_xlim, set_ylim
+from .reductions import WEIGHT_CMAP, draw_weights, nice_ceiling
 
 __all__ = [
     "MODEL_COLORS",
@@ -66,10 +67,11 @@ class MeasuredVsPredictedPicture:
 
     Built once, with fixed panel rectangles (no layout engine, which costs more than the
     drawing): labelled axes, a colour bar, a legend of the bars, titles. :meth:`update` shows any
-    number of samples and tokens; what it changes (the two images, the bars, every axis with its
-    ticks and label, the colour bar's ticks, the panel titles) is listed in ``dynamic``, so an
-    explorer's :class:`~lossviz.widgets.Canvas` draws the frames, the colour ramp and the legend
-    once and blits them. ``height`` (inches) is the figure's; an explorer keeps one height for
+    number of samples and tokens; what every update changes (the two images, the bars) is listed
+    in ``dynamic`` and what changes now and then (each axis with its ticks and label, the colour
+    bar's ticks, the panel titles) in :meth:`layers`, so an explorer's
+    :class:`~lossviz.widgets.Canvas` draws the colour ramp and the legend once, each axis once per
+    range, and blits them. ``height`` (inches) is the figure's; an explorer keeps one height for
     every batch so that one picture serves them all. ``labels`` name the two bars in the legend.
     """
 
@@ -108,8 +110,9 @@ class MeasuredVsPredictedPicture:
         self.heat[0].yaxis.set_label_coords(-0.33 / 3.05, 0.5)
         self.heat[1].set_ylabel("")
         self.heat[1].tick_params(labelleft=False)  # the same rows as the left one, beside it
-        self.colorbar = fig.colorbar(self.images[0], cax=cax, label="weight of the token")
-        self.colorbar.locator = MaxNLocator(nbins=5)
+        self.scale = FixedScaleBar(fig, cax, WEIGHT_CMAP, "weight of the token")
+        self.scale.show(1.0)
+        cax.yaxis.set_label_coords(1 + 0.55 / 0.13, 0.5)  # right of labels such as 0.025
         self.bars = [
             PolyCollection([], facecolors=color, edgecolors="none")
             for color in (_MEASURED, _PREDICTED)
@@ -121,6 +124,7 @@ class MeasuredVsPredictedPicture:
         ax.set_xlabel("sample")
         ax.xaxis.set_label_coords(0.5, below)
         ax.set_ylabel("total weight")
+        ax.yaxis.set_label_coords(-0.5 / 2.0, 0.5)  # left of labels such as 0.025
         ax.set_title("each sample's total weight", fontsize=10, pad=17, y=1.0)
         ax.grid(axis="y", color="#dddddd", lw=0.6)
         ax.set_axisbelow(True)
@@ -150,16 +154,33 @@ class MeasuredVsPredictedPicture:
             bbox={"facecolor": "white", "edgecolor": "#888888", "alpha": 0.9},
             visible=False,
         )
-        # the panel titles too: a new case or setup redraws two titles, not the whole frame
-        self.dynamic = [*self.images, *self.bars, self.notice, *(a.title for a in self.heat)]
+        # drawn on every update: the cells, the bars, the frames over them, the word on the cells
+        self.dynamic = [
+            *self.images,
+            *self.bars,
+            *(spine for a in (*self.heat, ax) for spine in a.spines.values()),
+            self.notice,
+        ]
 
     def static_key(self) -> tuple:
-        """What moves outside ``dynamic``: axis ranges (samples, tokens), the scale, the x label."""
-        return (
-            *(a.get_xlim() + a.get_ylim() for a in (*self.heat, self.bar_ax)),
-            self.images[0].get_clim(),
-            self.heat[0].get_xlabel(),
-        )
+        """Nothing outside ``dynamic`` and the layers moves: one background per picture."""
+        return ()
+
+    def layers(self) -> list[tuple[str, object, list]]:
+        """Each axis's ticks (once per range), each axis label and title (once per text).
+
+        A new sample count redraws the heatmaps' rows and the bars' axes, not the tokens' axes,
+        the colour bar, a label or a title.
+        """
+        out = []
+        for i, a in enumerate(self.heat):
+            out += axis_layers(f"heat{i}.x", a.xaxis, (a.get_xlim(), a.get_xlabel()))
+            out += axis_layers(f"heat{i}.y", a.yaxis, a.get_ylim())
+            out.append((f"title{i}", a.title.get_text(), [a.title]))
+        out += axis_layers("bars.x", self.bar_ax.xaxis, self.bar_ax.get_xlim())
+        out += axis_layers("bars.y", self.bar_ax.yaxis, self.bar_ax.get_ylim())
+        out += axis_layers("scale", self.scale.ax.yaxis, self.scale.top)
+        return out
 
     def update(
         self,
@@ -199,13 +220,14 @@ class MeasuredVsPredictedPicture:
             Wp, pad_p = _ragged(predicted, T)
             xlabel = "trained token of the sample"
         B = len(measured)
-        top = max(float(Wm.max()), float(Wp.max()), 1e-12)
+        # a rounded top: the colour bar keeps its ticks while the weights move a little
+        top = nice_ceiling(max(float(Wm.max()), float(Wp.max()), 1e-12))
         for im, W, pad, title, ax in zip(
             self.images, (Wm, Wp), (pad_m, pad_p), titles, self.heat, strict=True
         ):
             im.set_data(np.ma.masked_array(W, mask=pad))
-            im.set_extent((-0.5, T - 0.5, B - 0.5, -0.5))  # sample 0 on top
-            im.set_clim(0.0, top)
+            set_extent(im, (-0.5, T - 0.5, B - 0.5, -0.5))  # sample 0 on top
+            set_clim(im, 0.0, top)  # the colour bar is not tied to it: nothing else is redrawn
             ax.title.set_text(title)
             if ax.get_xlabel() != xlabel:
                 ax.set_xlabel(xlabel)
@@ -214,6 +236,7 @@ class MeasuredVsPredictedPicture:
                 else:
                     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
                     ax.xaxis.set_major_formatter(ScalarFormatter())
+        self.scale.show(top)
         self.notice.set_text(notice)
         self.notice.set_visible(bool(notice))
         x = np.arange(B, dtype=float)
@@ -221,8 +244,8 @@ class MeasuredVsPredictedPicture:
             zero = np.zeros(B)
             corners = [(left, zero), (left, h), (left + 0.4, h), (left + 0.4, zero)]
             bars.set_verts(np.stack([np.stack(c, 1) for c in corners], 1))
-        self.bar_ax.set_xlim(-0.6, B - 0.4)
-        self.bar_ax.set_ylim(0.0, nice_ceiling(1.05 * max(float(t.max()) for t in totals)))
+        set_xlim(self.bar_ax, -0.6, B - 0.4)
+        set_ylim(self.bar_ax, 0.0, nice_ceiling(1.05 * max(float(t.max()) for t in totals)))
         return self.fig
 
 

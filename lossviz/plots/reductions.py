@@ -20,6 +20,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from .moves import FixedScaleBar, axis_layers, set_clim, set_extent, set_xlim, set_ylim
+
 __all__ = [
     "PAD_COLOR",
     "draw_weights",
@@ -31,9 +33,9 @@ __all__ = [
 ]
 
 PAD_COLOR = "#b8b8b8"
-_CMAP = ListedColormap(matplotlib.colormaps["Blues"](np.linspace(0.0, 0.95, 256))).with_extremes(
-    bad=PAD_COLOR
-)
+WEIGHT_CMAP = ListedColormap(
+    matplotlib.colormaps["Blues"](np.linspace(0.0, 0.95, 256))
+).with_extremes(bad=PAD_COLOR)
 _BAR, _EQUAL = "#4a7fb5", "#d95f02"
 
 
@@ -67,7 +69,9 @@ def draw_weights(
     pad = np.asarray(pad, dtype=bool)
     shown = np.ma.masked_array(values, mask=pad)
     top = float(vmax if vmax is not None else (values.max() if values.size else 1.0)) or 1.0
-    im = ax.imshow(shown, cmap=_CMAP, vmin=0.0, vmax=top, aspect="auto", interpolation="nearest")
+    im = ax.imshow(
+        shown, cmap=WEIGHT_CMAP, vmin=0.0, vmax=top, aspect="auto", interpolation="nearest"
+    )
     rows, cols = values.shape
     if annotate:
         for (b, t), v in np.ndenumerate(values):
@@ -88,7 +92,7 @@ def draw_sample_shares(ax, shares: Sequence[float], token_counts: Sequence[float
 
     "every sample equal" is the dashed line ``1/B``; "every token equal" is the black tick
     ``n_b / N`` on each bar (token mean's share). Sample ``b`` is labelled with its ``n_b`` tokens.
-    The artists (``bars``, ``equal``, ``token_ticks``) can be moved by :func:`_move_shares`.
+    The artists (``bars``, ``equal``, ``token_ticks``, ``zero``) can be moved by :func:`_move_shares`.
     """
     n = len(shares)
     x = np.arange(n)
@@ -104,7 +108,7 @@ def draw_sample_shares(ax, shares: Sequence[float], token_counts: Sequence[float
             label="every token equal (n_b/N)",
         ),
     }
-    ax.axhline(0.0, color="black", lw=0.8)
+    artists["zero"] = ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_xlabel("sample (its trained tokens n_b)")
     ax.set_ylabel("share of the loss")
@@ -131,9 +135,10 @@ def _move_shares(ax, artists: dict, shares: Sequence[float], token_counts: Seque
     artists["token_ticks"].set_segments(
         [[(xi - 0.32, s), (xi + 0.32, s)] for xi, s in zip(x, token_share, strict=True)]
     )
-    ax.set_xlim(-0.6, n - 0.4)
-    ax.set_xticks(x, [f"{i}\n(n={int(c)})" for i, c in enumerate(counts)])
-    ax.set_ylim(0.0, nice_ceiling(1.1 * max(shares.max(), token_share.max(), equal)))
+    set_xlim(ax, -0.6, n - 0.4)
+    artists["names"] = names = tuple(f"{i}\n(n={int(c)})" for i, c in enumerate(counts))
+    ax.set_xticks(x, names)
+    set_ylim(ax, 0.0, nice_ceiling(1.1 * max(shares.max(), token_share.max(), equal)))
 
 
 def weights_figure(
@@ -196,10 +201,15 @@ class ReductionPicture:
         cax = fig.add_axes((0.5, 0.2, 0.012, 0.64))
         self.shares = fig.add_axes((0.655, 0.2, 0.33, 0.64))
         self.image = draw_weights(self.heat, np.zeros((1, 1)), np.zeros((1, 1), bool), vmax=1.0)
-        self.colorbar = fig.colorbar(self.image, cax=cax)
-        self.colorbar.set_label("weight W[b, t]")
-        self.title = self.heat.set_title("", fontsize=11)
+        self.heat.xaxis.set_label_coords(0.5, -0.085 / 0.64)  # fixed: under two-digit labels
+        self.heat.yaxis.set_label_coords(-0.035 / 0.42, 0.5)
+        self.scale = FixedScaleBar(fig, cax, WEIGHT_CMAP, "weight W[b, t]")
+        self.scale.show(1.0)
+        cax.yaxis.set_label_coords(1 + 0.05 / 0.012, 0.5)  # right of labels such as 0.025
+        self.title = self.heat.set_title("", fontsize=11, y=1.0)
         self.bars = draw_sample_shares(self.shares, np.zeros(num_samples), np.ones(num_samples))
+        self.shares.xaxis.set_label_coords(0.5, -0.13 / 0.64)  # under two-line labels
+        self.shares.yaxis.set_label_coords(-0.05 / 0.33, 0.5)
         handles = [
             Patch(color=PAD_COLOR, label="padding (no sample)"),
             Patch(color=_BAR, label="share of the loss"),
@@ -207,20 +217,32 @@ class ReductionPicture:
             Line2D([], [], color="black", lw=2.5, label="every token equal (n_b/N)"),
         ]
         fig.legend(handles=handles, loc="upper center", ncol=4, frameon=False, fontsize=9)
-        # redrawn on every update; the rest (axes, colour bar, legend) only when static_key changes
+        # drawn on every update: the cells, the bars and lines, the frames over them; the axes,
+        # the colour bar's ticks and the title are layers (see layers())
         self.dynamic = [
             self.image,
-            self.heat.xaxis,  # the batch's width and rows follow the lengths and the sample count
-            self.heat.yaxis,
-            self.colorbar.ax,  # its ticks follow the largest weight
+            *self.heat.spines.values(),
             *self.bars["bars"],
             self.bars["equal"],
             self.bars["token_ticks"],
-            self.shares.xaxis,  # its labels carry each sample's token count
+            self.bars["zero"],
         ]
 
     def static_key(self) -> tuple:
-        return (self.title.get_text(), self.shares.get_ylim())
+        """Nothing outside ``dynamic`` and the layers moves: one background per picture."""
+        return ()
+
+    def layers(self) -> list[tuple[str, object, list]]:
+        """Each axis's ticks (once per range or labels), its label, the colour bar, the title."""
+        heat, shares = self.heat, self.shares
+        return [
+            *axis_layers("heat.x", heat.xaxis, heat.get_xlim()),
+            *axis_layers("heat.y", heat.yaxis, heat.get_ylim()),
+            *axis_layers("scale", self.scale.ax.yaxis, self.scale.top),
+            *axis_layers("shares.x", shares.xaxis, (shares.get_xlim(), self.bars["names"])),
+            *axis_layers("shares.y", shares.yaxis, shares.get_ylim()),
+            ("title", self.title.get_text(), [self.title]),
+        ]
 
     def update(
         self,
@@ -234,10 +256,12 @@ class ReductionPicture:
         values = _numpy(w)
         rows, cols = values.shape
         self.image.set_data(np.ma.masked_array(values, mask=np.asarray(pad, dtype=bool)))
-        self.image.set_extent((-0.5, cols - 0.5, rows - 0.5, -0.5))
-        self.heat.set_xlim(-0.5, cols - 0.5)
-        self.heat.set_ylim(rows - 0.5, -0.5)
-        self.image.set_clim(0.0, nice_ceiling(float(values.max()) if values.size else 0.0))
+        set_extent(self.image, (-0.5, cols - 0.5, rows - 0.5, -0.5))
+        set_xlim(self.heat, -0.5, cols - 0.5)
+        set_ylim(self.heat, rows - 0.5, -0.5)
+        top = nice_ceiling(float(values.max()) if values.size else 0.0)
+        set_clim(self.image, 0.0, top)  # the colour bar is not tied to it: only its labels move
+        self.scale.show(top)
         self.title.set_text(f"weight W[b, t] of each token under {reduction}")
         _move_shares(self.shares, self.bars, shares, token_counts)
         return self.fig

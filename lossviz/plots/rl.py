@@ -14,6 +14,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from .moves import axis_layers, set_xlim, set_ylim
 from .reductions import nice_ceiling
 
 __all__ = ["GradientWeightsPicture", "bar_colors", "gradient_weights_figure", "token_push_figure"]
@@ -50,11 +51,16 @@ class GradientWeightsPicture:
         self.ax = ax = fig.add_axes((0.11, 0.2, 0.56, 0.66))
         self._bars = PolyCollection([], edgecolors="none", gid="bars")
         ax.add_collection(self._bars)
-        ax.axhline(0.0, color="0.3", lw=0.6)  # a response with weight 0 still shows its place
+        # a response with weight 0 still shows its place
+        self._zero = ax.axhline(0.0, color="0.3", lw=0.6)
         ax.set_xlabel("response (its tokens n)")
+        ax.xaxis.set_label_coords(0.5, -0.14 / 0.66)  # fixed, under two-line names
+        ax.yaxis.set_label_coords(-0.075 / 0.56, 0.5)  # left of labels such as -0.25
+        # short labels (-2, -1, 0 with "1e-4" above the axis), whatever the scale
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
         ax.grid(axis="y", color="#dddddd", lw=0.6)
         ax.set_axisbelow(True)
-        self._title = ax.set_title("", fontsize=11)
+        self._title = ax.set_title("", fontsize=11, y=1.0, pad=14)  # above "1e-4"
         handles = [
             Patch(color=UP, label="> 0, up: descent raises\nthe response's log-probs"),
             Patch(color=DOWN, label="< 0, down: descent\nlowers them"),
@@ -66,10 +72,22 @@ class GradientWeightsPicture:
             frameon=False,
             fontsize=9,
         )
-        self.dynamic = [self._bars, ax.xaxis]
+        self._names: tuple[str, ...] = ()
+        # drawn on every update: the bars, the zero line and the frame over them
+        self.dynamic = [self._bars, self._zero, *ax.spines.values()]
 
     def static_key(self) -> tuple:
-        return (self.ax.get_ylim(), self.ax.get_ylabel(), self._title.get_text())
+        """Nothing outside ``dynamic`` and the layers moves: one background per picture."""
+        return ()
+
+    def layers(self) -> list[tuple[str, object, list]]:
+        """The value axis with its grid, the responses' names, the labels and the title."""
+        ax = self.ax
+        return [
+            *axis_layers("y", ax.yaxis, ax.get_ylim()),
+            *axis_layers("x", ax.xaxis, (ax.get_xlim(), self._names)),
+            ("title", self._title.get_text(), [self._title]),
+        ]
 
     def update(
         self, lengths: Sequence[int], per_token: Sequence[float] | np.ndarray, title: str = ""
@@ -94,13 +112,14 @@ class GradientWeightsPicture:
             ]
         )
         self._bars.set_facecolor(bar_colors(values))
-        self.ax.set_xlim(-0.6, max(n, 2) - 0.4)
-        self.ax.set_ylim(*_value_range(values))
+        set_xlim(self.ax, -0.6, max(n, 2) - 0.4)
+        set_ylim(self.ax, *_value_range(values))
         unit = "" if scale == 1.0 else f" (x {scale:.1e})"
         self.ax.set_ylabel("push on one token" + unit)
         step = max(1, -(-n // 16))  # at most 16 names fit under the bars
         names = [f"#{b}\nn={length}" if n <= 8 else f"#{b}" for b, length in enumerate(lengths)]
-        self.ax.set_xticks(range(0, n, step), names[::step])
+        self._names = tuple(names[::step])
+        self.ax.set_xticks(range(0, n, step), self._names)
         heading = "push -dL/dlog π on one token of each response"
         self._title.set_text(f"{title}: {heading}" if title else heading)
         return self.fig

@@ -128,8 +128,9 @@ class RLCurvesPicture:
     Each seed's curve is a trailing moving average over ``window`` steps (per-step values of 64 sampled
     answers are noisy); the line is the mean of the seeds' curves, the shaded band spans the lowest to
     the highest seed. Fixed rectangles, no layout engine; :meth:`update` switches the metric: the
-    lines, bands, the y axis and the title, listed in ``dynamic``. The rest (x axis, legend) does not
-    depend on the metric, so an explorer's :class:`~lossviz.widgets.Canvas` draws it once.
+    lines, bands, the y axis and the title, one layer per metric (:meth:`layers`). The rest (x axis,
+    legend) does not depend on the metric, so an explorer's :class:`~lossviz.widgets.Canvas` draws
+    it once, and each metric's layer once.
     """
 
     def __init__(
@@ -171,13 +172,18 @@ class RLCurvesPicture:
             frameon=False,
             fontsize=9,
         )
-        self.title = ax.set_title("", fontsize=10)
-        # the y axis first: its grid lies under the bands and lines, as in a full draw
-        self.dynamic = [ax.yaxis, *self.bands, *self.lines, self.title]
+        self.title = ax.set_title("", fontsize=10, y=1.0)
+        self.metric = metric
+        self.dynamic: list = []
 
     def static_key(self) -> tuple:
-        """Nothing outside ``dynamic`` changes with the metric."""
+        """Nothing outside the metric's layer changes with the metric."""
         return ()
+
+    def layers(self) -> list[tuple[str, object, list]]:
+        """One layer per metric: the y axis first (its grid lies under the bands and lines, as in
+        a full draw), the bands, the lines, the title; drawn once per metric."""
+        return [("metric", self.metric, [self.ax.yaxis, *self.bands, *self.lines, self.title])]
 
     def update(self, metric: str) -> Figure:
         """Show ``metric`` (a key of :data:`METRIC_LABELS`); returns the Figure."""
@@ -201,6 +207,7 @@ class RLCurvesPicture:
             f"{METRIC_LABELS[metric]}\nline: mean of {len(self.seeds)} seeds, band: their range "
             f"({self.window}-step moving average)"
         )
+        self.metric = metric
         return self.fig
 
 

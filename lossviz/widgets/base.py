@@ -12,15 +12,17 @@ from __future__ import annotations
 import base64
 import io
 import math
+import struct
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 
 import ipywidgets as W
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
 
 from .. import checks
 
@@ -31,6 +33,7 @@ __all__ = [
     "Canvas",
     "StaticVBox",
     "figure_png",
+    "rgba_png",
     "check_finite",
     "parse_list",
 ]
@@ -77,6 +80,53 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
+def rgba_png(rgba: np.ndarray, level: int = 1) -> bytes:
+    """PNG bytes of an ``[H, W, 4]`` uint8 picture, as it is in the Agg buffer (8-bit RGBA).
+
+    Rows unfiltered and zlib level 1, from the buffer with no channel copied out: about a third of
+    the time Pillow's RGB encoder takes on an explorer's picture, for a file about a third larger
+    (every pixel is still exact: PNG is lossless).
+    """
+    h, w = rgba.shape[:2]
+    rows = np.empty((h, 1 + 4 * w), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type 0 (none) on every row
+    rows[:, 1:] = rgba.reshape(h, 4 * w)
+    body = zlib.compress(rows.tobytes(), level)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8-bit RGBA, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+class _Sprite:
+    """The pixels one layer drew over the background: a rectangle, which of its pixels, their RGBA."""
+
+    __slots__ = ("y", "x", "mask", "rgba")
+
+    def __init__(self, drawn: np.ndarray, background: np.ndarray) -> None:
+        # one 32-bit word per RGBA pixel: a quarter of the comparisons of a per-channel test
+        changed = drawn.view(np.uint32)[..., 0] != background.view(np.uint32)[..., 0]
+        ys, xs = np.nonzero(changed)
+        if not len(ys):  # the layer drew nothing (an empty title)
+            self.y = self.x = 0
+            self.mask = np.zeros((0, 0, 1), dtype=bool)
+            self.rgba = np.zeros((0, 0, 4), dtype=np.uint8)
+            return
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        self.y, self.x = int(y0), int(x0)
+        self.mask = changed[y0:y1, x0:x1, None]
+        self.rgba = drawn[y0:y1, x0:x1].copy()
+
+    def paste(self, frame: np.ndarray) -> None:
+        h, w = self.mask.shape[:2]
+        np.copyto(frame[self.y : self.y + h, self.x : self.x + w], self.rgba, where=self.mask)
+
+
 class Canvas:
     """One explorer's caches: its computed results, and each layout's picture drawn once.
 
@@ -84,19 +134,26 @@ class Canvas:
     arguments (the last ``16 * maxsize`` kept); a result is shared with nothing outside this
     explorer, so another explorer can never see it change. ``canvas.picture(layout, build)``
     returns the picture built by ``build()`` for this layout (kept for up to ``maxsize``
-    layouts). A picture is any object with ``fig`` (a Figure), ``dynamic`` (the artists an
-    update changes) and ``static_key()`` (changes whenever anything else in the figure
-    changed: a title, a colour scale). :meth:`png` draws the static parts once per static key,
-    keeps those pixels, and per update only restores them and draws the dynamic artists on top
-    (blitting): axes, ticks, labels and legends stay on the picture at the cost of a few
-    changed artists. Each explorer owns its own Canvas.
+    layouts).
+
+    A picture is any object with ``fig`` (a Figure), ``dynamic`` (the artists every update
+    changes) and ``static_key()`` (changes whenever anything else in the figure changed that is
+    not in a layer); optionally ``layers()``: ``[(name, key, artists)]``, parts that change now and
+    then (an axis whose range moved, a title), each drawn once per ``key``. :meth:`png` draws the
+    static parts once per static key and keeps those pixels; a layer is drawn alone on them once
+    per key and kept as the pixels it changed (a sprite). Per update it restores the static
+    pixels, pastes each layer's sprite, and draws only the dynamic artists on top (blitting).
+    Layers must not draw on the same pixels as each other (the tests compare every explorer's
+    pictures with a full draw). Each explorer owns its own Canvas.
     """
 
     def __init__(self, dpi: int = 80, maxsize: int = 8) -> None:
         self.dpi, self.maxsize = dpi, maxsize
         self._pictures: OrderedDict[Hashable, object] = OrderedDict()
         # (id of picture, static key) -> background pixels; a slider moved back finds its own
-        self._backgrounds: OrderedDict[tuple[int, Hashable], object] = OrderedDict()
+        self._backgrounds: OrderedDict[tuple[int, Hashable], np.ndarray] = OrderedDict()
+        # (id of picture, static key, layer name, layer key) -> that layer's sprite
+        self._sprites: OrderedDict[tuple, _Sprite] = OrderedDict()
         self._results: OrderedDict[tuple, object] = OrderedDict()
 
     def memo(self, fn: Callable[..., object], *args: Hashable) -> object:
@@ -118,38 +175,62 @@ class Canvas:
             return self._pictures[layout]
         if len(self._pictures) >= self.maxsize:
             _, old = self._pictures.popitem(last=False)
-            for key in [k for k in self._backgrounds if k[0] == id(old)]:
-                del self._backgrounds[key]
+            for cache in (self._backgrounds, self._sprites):
+                for key in [k for k in cache if k[0] == id(old)]:
+                    del cache[key]
         self._pictures[layout] = picture = build()
         return picture
 
-    def png(self, picture) -> bytes:
-        """PNG bytes of ``picture.fig`` as it is now: static pixels reused, dynamic artists drawn."""
+    @staticmethod
+    def _remember(cache: OrderedDict, key: tuple, value: object, size: int) -> None:
+        if len(cache) >= size:
+            cache.popitem(last=False)
+        cache[key] = value
+
+    def frame(self, picture) -> np.ndarray:
+        """``picture.fig`` as it is now, drawn into its Agg buffer: ``[H, W, 4]`` uint8 (a view)."""
         fig = picture.fig
         canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
         if fig.dpi != self.dpi:
             fig.set_dpi(self.dpi)
+        layers = list(picture.layers()) if hasattr(picture, "layers") else []
         key = (id(picture), picture.static_key())
         background = self._backgrounds.get(key)
         if background is None:
-            for artist in picture.dynamic:  # left out of the background...
+            # left out of the background (and drawn as usual by savefig elsewhere)
+            apart = [*picture.dynamic, *(a for _, _, artists in layers for a in artists)]
+            for artist in apart:
                 artist.set_animated(True)
             canvas.draw()
-            for artist in picture.dynamic:  # ...and drawn as usual by savefig elsewhere
+            for artist in apart:
                 artist.set_animated(False)
-            background = canvas.copy_from_bbox(fig.bbox)
-            if len(self._backgrounds) >= 4 * self.maxsize:
-                self._backgrounds.popitem(last=False)
-        self._backgrounds[key] = background
+            background = np.asarray(canvas.buffer_rgba()).copy()
+            self._remember(self._backgrounds, key, background, 4 * self.maxsize)
         self._backgrounds.move_to_end(key)
-        canvas.restore_region(background)
+        frame = np.asarray(canvas.buffer_rgba())
+        sprites = []
+        for name, layer_key, artists in layers:
+            sprite_key = (*key, name, layer_key)
+            sprite = self._sprites.get(sprite_key)
+            if sprite is None:  # drawn alone on the background, once per key
+                frame[...] = background
+                for artist in artists:
+                    fig.draw_artist(artist)
+                sprite = _Sprite(frame, background)
+                self._remember(self._sprites, sprite_key, sprite, 64 * self.maxsize)
+            self._sprites.move_to_end(sprite_key)
+            sprites.append(sprite)
+        frame[...] = background
+        for sprite in sprites:
+            sprite.paste(frame)
         for artist in picture.dynamic:
             fig.draw_artist(artist)
-        buf = io.BytesIO()
-        # straight to Pillow (imsave's checks cost 4x the encoding); opaque: alpha says nothing
-        rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
-        rgba.convert("RGB").save(buf, format="png", compress_level=1)
-        return buf.getvalue()
+        return frame
+
+    def png(self, picture) -> bytes:
+        """PNG bytes of ``picture.fig`` as it is now: static pixels and layers reused, dynamic
+        artists drawn."""
+        return rgba_png(self.frame(picture))
 
 
 def check_finite(**numbers: float) -> None:

@@ -59,5 +59,11 @@ def rl_experiment_explorer(
             description="metric",
         ),
     }
-    render = functools.partial(render_rl_experiment, results, canvas=Canvas())
+    canvas = Canvas()
+    render = functools.partial(render_rl_experiment, results, canvas=canvas)
+    # every metric of the opening arms and seeds drawn once now (a few tens of ms each): the
+    # dropdown then only pastes a metric's layer
+    for name in METRIC_LABELS:
+        if name != metric:
+            render(arms, seeds, name)
     return Explorer(render, controls, height="300px")
