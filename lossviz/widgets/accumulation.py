@@ -176,4 +176,4 @@ def accumulation_explorer(
         ),
     }
     render = functools.partial(render_accumulation, canvas=Canvas())
-    return Explorer(render, controls, height="380px")
+    return Explorer(render, controls, height="380px", draw_ahead=True)

@@ -9,6 +9,7 @@ a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import math
@@ -257,6 +258,12 @@ class Explorer:
 
     ``controls`` maps render's keyword names to ipywidgets controls. ``layout`` (optional) arranges
     the controls; by default they stand in a row-wrapping box above the output.
+
+    ``draw_ahead=True`` (for a render that keeps its work in a :class:`Canvas`): in a live kernel,
+    after each update the explorer renders, without showing them, the settings one slider step
+    away (the last-moved slider onward first, then back, then the other sliders), one per turn of
+    the kernel's event loop, so that the step a learner takes next is already computed and drawn.
+    A control change that arrives meanwhile waits for at most one such render and cancels the rest.
     """
 
     def __init__(
@@ -267,10 +274,15 @@ class Explorer:
         layout: W.Widget | None = None,
         height: str = "420px",
         dpi: int = 80,
+        draw_ahead: bool = False,
     ) -> None:
         self.render = render
         self.controls = dict(controls)
         self.dpi = dpi
+        self.draw_ahead = draw_ahead
+        self._ahead: list[dict] = []
+        self._ahead_handle = None
+        self._drawn: set = set()  # settings rendered (shown or ahead): not drawn ahead again
         self.out = W.Output(layout=W.Layout(min_height=height))
         self.status = W.HTML()
         self.last_view: View | None = None
@@ -303,7 +315,78 @@ class Explorer:
         # no figure.clear(): it rebuilds every axes (~15% of an update) for a figure freed anyway
         self.last_view = view
         self.last_seconds = time.perf_counter() - start
+        if self.draw_ahead:
+            self._remember_drawn(self.values())
+            self._plan_ahead(change)
         return view
+
+    def _remember_drawn(self, values: dict) -> bool:
+        """Note ``values`` as rendered; ``False`` if they were already (bounded, like the caches)."""
+        key = tuple(sorted(values.items()))
+        if key in self._drawn:
+            return False
+        if len(self._drawn) >= 256:
+            self._drawn.clear()
+        self._drawn.add(key)
+        return True
+
+    def neighbours(self, change: object = None, limit: int = 6) -> list[dict]:
+        """The settings one slider step from now: the moved slider onward, then back, then the
+        other visible sliders up and down (at most ``limit``)."""
+        now = self.values()
+        moved, sign = None, 1
+        if isinstance(change, dict) and change.get("owner") is not None:
+            moved = next((n for n, c in self.controls.items() if c is change["owner"]), None)
+            try:
+                sign = 1 if change["new"] >= change["old"] else -1
+            except TypeError:
+                moved = None
+        sliders = [
+            n
+            for n, c in self.controls.items()
+            if isinstance(c, W.IntSlider | W.FloatSlider) and c.layout.display != "none"
+        ]
+        order = ([(moved, sign), (moved, -sign)] if moved in sliders else []) + [
+            (n, d) for n in sliders if n != moved for d in (1, -1)
+        ]
+        out = []
+        for name, d in order:
+            c = self.controls[name]
+            value = c.value + d * c.step
+            if c.min <= value <= c.max:
+                out.append({**now, name: value})
+        return out[:limit]
+
+    def _plan_ahead(self, change: object) -> None:
+        """Queue :meth:`neighbours` for :meth:`_draw_one_ahead`, in a live kernel's event loop only."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop here (a test, a script): nothing is drawn ahead
+            return
+        if self._ahead_handle is not None:
+            self._ahead_handle.cancel()
+        self._ahead = self.neighbours(change)
+        # after the frame has gone out to the browser
+        self._ahead_handle = loop.call_later(0.02, self._draw_one_ahead)
+
+    def _draw_one_ahead(self) -> None:
+        """Render the next queued setting (filling the caches, showing nothing), then yield."""
+        self._ahead_handle = None
+        while self._ahead and not self._remember_drawn(self._ahead[0]):
+            self._ahead.pop(0)  # already drawn: its pixels and numbers are in the caches
+        if not self._ahead:
+            return
+        values = self._ahead.pop(0)
+        try:
+            self.render_ahead(values)
+        except Exception:  # noqa: BLE001 - a setting that fails shows its message when chosen
+            pass
+        if self._ahead:
+            self._ahead_handle = asyncio.get_running_loop().call_soon(self._draw_one_ahead)
+
+    def render_ahead(self, values: dict) -> None:
+        """Compute and draw ``values`` into the caches without showing them (see ``draw_ahead``)."""
+        self.render(**values)
 
     def static_png(self) -> bytes | None:
         """The PNG of the picture the explorer opened with (its default state), or ``None``."""

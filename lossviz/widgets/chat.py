@@ -155,4 +155,4 @@ def chat_explorer(**defaults) -> Explorer:
     for name in ("user_lengths", "assistant_lengths"):
         controls[name].continuous_update = False
     render = functools.partial(render_chat, canvas=Canvas())
-    return Explorer(render, controls, height="460px")
+    return Explorer(render, controls, height="460px", draw_ahead=True)

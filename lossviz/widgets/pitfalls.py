@@ -98,4 +98,5 @@ def pitfall_explorer() -> Explorer:
         "ga": W.IntSlider(2, 1, 4, description="GA", continuous_update=False, style=style),
         "world": W.IntSlider(2, 1, 4, description="ranks", continuous_update=False, style=style),
     }
-    return Explorer(functools.partial(render_pitfall, canvas=Canvas()), controls, height="360px")
+    render = functools.partial(render_pitfall, canvas=Canvas())
+    return Explorer(render, controls, height="360px", draw_ahead=True)

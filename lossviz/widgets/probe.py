@@ -185,6 +185,17 @@ class _LiveExplorer(Explorer):
                 threading.Thread(target=self._work, daemon=True, name="lossviz-probe").start()
             return view
 
+    def render_ahead(self, values: dict) -> None:
+        """Draw a neighbouring setting into the canvas without measuring it: its measured
+        picture if its step has run, else its placeholder (no Trainer step is started)."""
+        with self._lock:
+            key, _ = _setting(**values)
+            result = self._runs.get(key)
+            if result is None:
+                render_measuring(**values, canvas=self.canvas)
+            elif "error" not in result:
+                render_probe(**values, canvas=self.canvas, result=result)
+
     def wait(self, timeout: float = 120.0) -> bool:
         """Block until every requested Trainer step has finished and been painted."""
         return self._idle.wait(timeout)
@@ -202,4 +213,4 @@ def probe_explorer(background: bool = True) -> Explorer:
         "batch": W.IntSlider(1, 1, 4, description="batch", continuous_update=False, style=style),
         "ga": W.IntSlider(4, 1, 4, description="GA", continuous_update=False, style=style),
     }
-    return _LiveExplorer(controls, background=background, height="360px")
+    return _LiveExplorer(controls, background=background, height="360px", draw_ahead=True)

@@ -152,4 +152,5 @@ def reduction_explorer(num_samples: int = 3, reduction: str = "token_mean") -> E
         ]
     )
     render = functools.partial(render_reduction, canvas=Canvas())
-    return Explorer(render, controls, layout=W.HBox([left, right]), height="300px")
+    box = W.HBox([left, right])
+    return Explorer(render, controls, layout=box, height="300px", draw_ahead=True)
