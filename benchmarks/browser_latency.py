@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 "target_p95_ms": TARGET_P95_MS,
                 "meets_target": bool(times) and p95(times) <= TARGET_P95_MS,
                 "load_average_1min": round(os.getloadavg()[0], 2),
+                "times_ms": [round(t, 1) for t in times],  # in the order the steps were taken
             }
             if error:
                 row["error"] = error

@@ -56,13 +56,15 @@ class FixedScaleBar:
         self.ax = cax
         self.top: float | None = None
 
-    def show(self, top: float) -> None:
-        """Label the ramp's ends 0 and ``top`` (and tick its middle)."""
-        if top == self.top:
+    def show(self, top: float, *, symmetric: bool = False) -> None:
+        """Label the ramp's ends 0 and ``top`` (and tick its middle); ``symmetric``: the ramp runs
+        from ``-top`` to ``top``, its middle labelled 0."""
+        if (top, symmetric) == (self.top, getattr(self, "symmetric", False)):
             return
-        # the ends labelled, a tick between: a new top draws two short texts
-        self.ax.set_yticks([0.0, 0.5, 1.0], ["0", "", f"{top:g}"])
-        self.top = top
+        # the ends labelled, a tick between: a new top draws two or three short texts
+        labels = [f"{-top:g}", "0", f"{top:g}"] if symmetric else ["0", "", f"{top:g}"]
+        self.ax.set_yticks([0.0, 0.5, 1.0], labels)
+        self.top, self.symmetric = top, symmetric
 
 
 class AxisTicks:

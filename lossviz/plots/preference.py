@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from .moves import FixedScaleBar, axis_layers, set_clim, set_extent, set_xlim, set_ylim
 from .reductions import PAD_COLOR, nice_ceiling
 
 __all__ = ["PairWeightsPicture", "pair_weights_figure"]
@@ -51,8 +52,11 @@ class PairWeightsPicture:
         )
         ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
         ax.set_xlabel("response token t")
+        ax.xaxis.set_label_coords(0.5, -0.3 / (height * (1 - bottom - top_margin)))
         separators = [ax.axhline(2 * b - 0.5, color="black", lw=1.0) for b in range(1, pairs)]
-        self.colorbar = fig.colorbar(self.image, cax=cax, label=label)
+        self.scale = FixedScaleBar(fig, cax, _CMAP, label)
+        self.scale.show(1.0, symmetric=True)
+        cax.yaxis.set_label_coords(1 + 0.5 / 0.16, 0.5)  # right of labels such as -0.025
         handles = [
             Patch(color=_CMAP(1.0), label="push > 0: descent raises the token's log-prob"),
             Patch(color=_CMAP(0.0), label="push < 0: lowers it"),
@@ -62,19 +66,26 @@ class PairWeightsPicture:
             handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9,
             bbox_to_anchor=(0.5, 0.0),
         )  # fmt: skip
-        self.title = ax.set_title("", fontsize=11)
-        # the row names carry each row's total; the colour bar's ticks follow the scale; the
-        # lines between pairs and the frame lie over the cells, as in a full draw
-        self.dynamic = [
-            self.image,
-            *separators,
-            *ax.spines.values(),
-            ax.yaxis,
-            self.colorbar.ax,
-        ]
+        self.title = ax.set_title("", fontsize=11, y=1.0)
+        # drawn on every update: the cells, and the lines between pairs and the frame over them
+        # (as in a full draw); the axes, the colour bar's labels and the title are layers
+        self.dynamic = [self.image, *separators, *ax.spines.values()]
+        self._names: tuple[str, ...] = ()
 
     def static_key(self) -> tuple:
-        return (self.ax.get_xlim(), self.title.get_text())
+        """Nothing outside ``dynamic`` and the layers moves: one background per picture."""
+        return ()
+
+    def layers(self) -> list[tuple[str, object, list]]:
+        """The row names (each row's total: new with most settings), the token axis, the colour
+        bar's labels and the title, each drawn once per state."""
+        ax = self.ax
+        return [
+            ("rows", (ax.get_ylim(), self._names), [ax.yaxis]),
+            *axis_layers("x", ax.xaxis, ax.get_xlim()),
+            *axis_layers("scale", self.scale.ax.yaxis, self.scale.top),
+            ("title", self.title.get_text(), [self.title]),
+        ]
 
     def update(
         self,
@@ -119,11 +130,14 @@ class PairWeightsPicture:
                 raise ValueError(f"limit must be a positive finite number, got {limit!r}")
             top = float(limit)
         self.image.set_data(np.ma.masked_invalid(grid))
-        self.image.set_extent((-0.5, width - 0.5, 2 * pairs - 0.5, -0.5))
-        self.image.set_clim(-top, top)
-        self.ax.set_xlim(-0.5, width - 0.5)
-        self.ax.set_ylim(2 * pairs - 0.5, -0.5)
-        self.ax.set_yticks(range(2 * pairs), names, fontsize=9)
+        set_extent(self.image, (-0.5, width - 0.5, 2 * pairs - 0.5, -0.5))
+        set_clim(self.image, -top, top)  # the colour bar is not tied to it: only its labels move
+        self.scale.show(top, symmetric=True)
+        set_xlim(self.ax, -0.5, width - 0.5)
+        set_ylim(self.ax, 2 * pairs - 0.5, -0.5)
+        if tuple(names) != self._names:
+            self._names = tuple(names)
+            self.ax.set_yticks(range(2 * pairs), names, fontsize=9)
         self.title.set_text(title)
         return self.fig
 

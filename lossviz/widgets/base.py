@@ -264,6 +264,8 @@ class Explorer:
     away (the last-moved slider onward first, then back, then the other sliders), one per turn of
     the kernel's event loop, so that the step a learner takes next is already computed and drawn.
     A control change that arrives meanwhile waits for at most one such render and cancels the rest.
+    ``draw_ahead`` may also be a predicate on those settings: only the ones it accepts are drawn
+    ahead (an explorer leaves out a setting whose render is slow, such as a new figure size).
     """
 
     def __init__(
@@ -274,7 +276,7 @@ class Explorer:
         layout: W.Widget | None = None,
         height: str = "420px",
         dpi: int = 80,
-        draw_ahead: bool = False,
+        draw_ahead: bool | Callable[[dict], bool] = False,
     ) -> None:
         self.render = render
         self.controls = dict(controls)
@@ -353,8 +355,11 @@ class Explorer:
         for name, d in order:
             c = self.controls[name]
             value = c.value + d * c.step
-            if c.min <= value <= c.max:
-                out.append({**now, name: value})
+            values = {**now, name: value}
+            if c.min <= value <= c.max and (
+                not callable(self.draw_ahead) or self.draw_ahead(values)
+            ):
+                out.append(values)
         return out[:limit]
 
     def _plan_ahead(self, change: object) -> None:

@@ -99,4 +99,9 @@ def pitfall_explorer() -> Explorer:
         "world": W.IntSlider(2, 1, 4, description="ranks", continuous_update=False, style=style),
     }
     render = functools.partial(render_pitfall, canvas=Canvas())
-    return Explorer(render, controls, height="360px", draw_ahead=True)
+    # not ahead: a step of more than 16 samples needs a taller picture of its own (~0.3 s to build)
+    return Explorer(render, controls, height="360px", draw_ahead=_one_picture)
+
+
+def _one_picture(values: dict) -> bool:
+    return values["batch"] * values["ga"] * values["world"] <= 16

@@ -123,4 +123,4 @@ def preference_explorer(
         ),
     }
     render = functools.partial(render_preference, canvas=Canvas())
-    return Explorer(render, controls, height="460px", draw_ahead=True)
+    return Explorer(render, controls, height="460px")
