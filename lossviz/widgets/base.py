@@ -218,7 +218,7 @@ class Canvas:
                 for artist in artists:
                     fig.draw_artist(artist)
                 sprite = _Sprite(frame, background)
-                self._remember(self._sprites, sprite_key, sprite, 64 * self.maxsize)
+                self._remember(self._sprites, sprite_key, sprite, 16 * self.maxsize)
             self._sprites.move_to_end(sprite_key)
             sprites.append(sprite)
         frame[...] = background
