@@ -2,10 +2,15 @@
 
 A picture an explorer keeps is moved on every slider step. Setting an axis range or a colour
 scale runs matplotlib's callbacks (a colour bar rebuilds its ramp, ~6 ms) even when the value is
-the one already set; these setters skip a value that is already there.
+the one already set; these setters skip a value that is already there. :class:`FixedScaleBar` is a
+colour bar whose ramp never rebuilds, and :func:`axis_layers` splits an axis into the layers a
+:class:`~lossviz.widgets.Canvas` draws once per state (its ticks, its label).
 """
 
 from __future__ import annotations
+
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 
 __all__ = [
     "AxisTicks",
@@ -48,18 +53,16 @@ class FixedScaleBar:
     bar tied to a moving image rebuilds it on every change of scale)."""
 
     def __init__(self, fig, cax, cmap, label: str) -> None:
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
-
         self.colorbar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap), cax=cax)
         self.colorbar.set_label(label)
         self.ax = cax
         self.top: float | None = None
+        self.symmetric = False
 
     def show(self, top: float, *, symmetric: bool = False) -> None:
         """Label the ramp's ends 0 and ``top`` (and tick its middle); ``symmetric``: the ramp runs
         from ``-top`` to ``top``, its middle labelled 0."""
-        if (top, symmetric) == (self.top, getattr(self, "symmetric", False)):
+        if (top, symmetric) == (self.top, self.symmetric):
             return
         # the ends labelled, a tick between: a new top draws two or three short texts
         labels = [f"{-top:g}", "0", f"{top:g}"] if symmetric else ["0", "", f"{top:g}"]
